@@ -108,7 +108,9 @@ class PulidFlux(nn.Module):
         log.info("PuLID-Flux weights %s: %d adapters for %d-wide Flux, %d ID tokens of %d",
                  Path(source).name, len(ca), ca[0].to_q.in_features, encoder.config.num_queries,
                  encoder.config.output_dim)
-        return cls(encoder, ca, source=source)
+        model = cls(encoder, ca, source=source)
+        # Inference only: no autograd graphs on the sampling path.
+        return model.requires_grad_(False)
 
 
 def _reject_other_formats(tensors: dict, source: str):
