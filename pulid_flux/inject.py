@@ -293,7 +293,8 @@ def apply_pulid(model, pulid: PulidFlux, identity: PulidIdentity, weight: float 
         m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, _grid_wrapper)
     patcher = _ca_patcher(pulid)
     attached = m.get_additional_models_with_key(ADDITIONAL_MODELS_KEY)
-    if all(p is not patcher for p in attached):
+    # clone() clones additional models, so compare the modules they hold.
+    if all(p.model is not patcher.model for p in attached):
         m.set_additional_models(ADDITIONAL_MODELS_KEY, list(attached) + [patcher])
     log.info("PuLID: %d hooks, weight %.3f, sigma window [%.4f, %.4f], uncond=%s%s", len(positions), weight,
              injection.sigma_end, injection.sigma_start, uncond, ", masked" if mask is not None else "")

@@ -1,0 +1,60 @@
+"""Seeded random tensors for the tiny model builders.
+
+Every tensor is drawn from its own generator, seeded from ``(seed, key)``. A tensor's values
+therefore depend only on the seed, its key and its shape, never on the order in which a builder
+creates its tensors, so a builder can be reorganised without changing the files it writes.
+
+Scales follow the usual initialisations (weights ~ 1/sqrt(fan_in), norm gains ~ 1) so that a
+forward pass through dozens of random blocks stays finite and of order one.
+"""
+
+import hashlib
+import math
+
+import torch
+
+
+class SeededTensors:
+    """Collects named tensors into a state dict, each one reproducible from ``seed`` and its name."""
+
+    def __init__(self, seed: int, dtype: torch.dtype = torch.float32):
+        self.seed = int(seed)
+        self.dtype = dtype
+        self.tensors: dict[str, torch.Tensor] = {}
+
+    # -- primitives ---------------------------------------------------------------------------
+    def _generator(self, key: str) -> torch.Generator:
+        digest = hashlib.sha256(f"{self.seed}:{key}".encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2 ** 63 - 1))
+
+    def normal(self, key: str, shape, std: float, mean: float = 0.0) -> torch.Tensor:
+        t = torch.randn(tuple(shape), generator=self._generator(key), dtype=torch.float32)
+        t.mul_(std).add_(mean)
+        return self.put(key, t)
+
+    def put(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        if key in self.tensors:
+            raise KeyError(f"tensor {key!r} was generated twice")
+        self.tensors[key] = value.to(self.dtype).contiguous()
+        return self.tensors[key]
+
+    # -- layers -------------------------------------------------------------------------------
+    def linear(self, prefix: str, out_features: int, in_features: int, *, bias: bool = True,
+               gain: float = 1.0) -> None:
+        self.normal(f"{prefix}.weight", (out_features, in_features), gain / math.sqrt(in_features))
+        if bias:
+            self.normal(f"{prefix}.bias", (out_features,), 0.02)
+
+    def conv(self, prefix: str, out_channels: int, in_channels: int, kernel: int, *, gain: float = 1.0) -> None:
+        fan_in = in_channels * kernel * kernel
+        self.normal(f"{prefix}.weight", (out_channels, in_channels, kernel, kernel), gain / math.sqrt(fan_in))
+        self.normal(f"{prefix}.bias", (out_channels,), 0.02)
+
+    def norm(self, prefix: str, dim: int, *, bias: bool = True, weight_name: str = "weight") -> None:
+        """LayerNorm/GroupNorm/RMSNorm gains close to 1 (and biases close to 0)."""
+        self.normal(f"{prefix}.{weight_name}", (dim,), 0.02, mean=1.0)
+        if bias:
+            self.normal(f"{prefix}.bias", (dim,), 0.02)
+
+    def embedding(self, key: str, rows: int, dim: int, std: float = 0.02) -> None:
+        self.normal(key, (rows, dim), std)

@@ -1,0 +1,123 @@
+"""apply_pulid through ComfyUI's own Flux: golden parity, exact no-ops, no pollution, stacking."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pulid_flux import PulidFlux, PulidIdentity
+from pulid_flux.errors import PulidError
+from pulid_flux.inject import apply_pulid
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def io(golden_dir):
+    return load_file(str(golden_dir / "io.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def pulid(golden_dir):
+    return PulidFlux.from_file(golden_dir / "pulid.safetensors")
+
+
+@pytest.fixture(scope="module")
+def flux(comfy, golden_dir):
+    import comfy.sd
+    return comfy.sd.load_diffusion_model(str(golden_dir / "flux.safetensors"), model_options={"dtype": torch.float32})
+
+
+def forward(model_patcher, io, **extra_options):
+    """One Flux forward exactly as ComfyUI's sampler calls the transformer, with its patches."""
+    dm = model_patcher.model.diffusion_model
+    options = dict(model_patcher.model_options["transformer_options"])
+    options.update(extra_options)
+    with torch.no_grad():
+        return dm.forward_orig(io["img"], io["img_ids"], io["txt"], io["txt_ids"], io["timesteps"], io["y"],
+                               io["guidance"], transformer_options=options)
+
+
+def maxdiff(a, b):
+    return (a - b).abs().max().item()
+
+
+def test_unpatched_comfy_flux_matches_reference(flux, io):
+    assert maxdiff(forward(flux, io), io["expect_flux_no_id"]) <= 1e-5
+
+
+@pytest.mark.parametrize("weight,key", [(1.0, "expect_flux_id_w1"), (0.6, "expect_flux_id_w0_6")])
+def test_golden_parity_through_comfy_flux(flux, pulid, io, weight, key):
+    patched = apply_pulid(flux, pulid, PulidIdentity(io["expect_id_embedding"]), weight=weight)
+    assert maxdiff(forward(patched, io), io[key]) <= 1e-5
+
+
+def test_uncond_tokens_on_the_negative_pass(flux, pulid, io):
+    ident = PulidIdentity(io["expect_id_embedding"], io["expect_uncond_id_embedding"])
+    patched = apply_pulid(flux, pulid, ident, uncond="uncond_tokens")
+    batch = {k: torch.cat([v, v]) if k not in ("timesteps", "guidance") else torch.cat([v, v])
+             for k, v in io.items() if k in ("img", "img_ids", "txt", "txt_ids", "timesteps", "y", "guidance")}
+    out = forward(patched, batch, cond_or_uncond=[0, 1])
+    assert maxdiff(out[0], io["expect_flux_id_w1"][0]) <= 1e-5
+    assert maxdiff(out[1], io["expect_flux_uncond_id"][0]) <= 1e-5
+
+
+def test_weight_zero_and_closed_window_are_exact(flux, pulid, io):
+    ident = PulidIdentity(io["expect_id_embedding"])
+    base = forward(flux, io)
+    assert torch.equal(forward(apply_pulid(flux, pulid, ident, weight=0.0), io), base)
+    assert torch.equal(forward(apply_pulid(flux, pulid, ident, start_at=0.5, end_at=0.5), io), base)
+
+
+def test_sigma_outside_window_is_exact(flux, pulid, io):
+    ident = PulidIdentity(io["expect_id_embedding"])
+    patched = apply_pulid(flux, pulid, ident, start_at=0.6, end_at=1.0)
+    sampling = flux.get_model_object("model_sampling")
+    inside = sampling.percent_to_sigma(0.8)
+    outside = sampling.percent_to_sigma(0.3)
+    base = forward(flux, io)
+    assert torch.equal(forward(patched, io, sigmas=torch.tensor([outside])), base)
+    assert not torch.equal(forward(patched, io, sigmas=torch.tensor([inside])), base)
+
+
+def test_model_passed_in_is_never_modified(flux, pulid, io):
+    before = forward(flux, io)
+    options_before = repr(flux.model_options)
+    patched = apply_pulid(flux, pulid, PulidIdentity(io["expect_id_embedding"]))
+    forward(patched, io)
+    assert repr(flux.model_options) == options_before
+    assert torch.equal(forward(flux, io), before)
+    assert patched is not flux
+
+
+def test_stacked_identities_sum(flux, pulid, io):
+    a = PulidIdentity(io["expect_id_embedding"])
+    b = PulidIdentity(io["expect_uncond_id_embedding"])
+    base = forward(flux, io)
+    one = apply_pulid(flux, pulid, a, weight=0.5)
+    both = apply_pulid(one, pulid, b, weight=0.3)
+    hooks = both.model_options["transformer_options"]["patches_replace"]["dit"]
+    assert len(hooks) == pulid.num_ca and all(len(h.injections) == 2 for h in hooks.values())
+    # The additional model (adapters for ComfyUI's loader) is attached once, not per identity.
+    assert len(both.get_additional_models_with_key("pulid_flux_studio")) == 1
+    # One block stacked: the contributions at that block add up exactly.
+    assert not torch.equal(forward(both, io), forward(one, io))
+
+
+def test_existing_replace_patch_is_chained(flux, pulid, io):
+    calls = []
+
+    def skip_layer(args, extra, **kwargs):
+        calls.append(1)
+        return extra["original_block"](args)
+
+    m = flux.clone()
+    m.set_model_patch_replace(skip_layer, "dit", "double_block", 0)
+    patched = apply_pulid(m, pulid, PulidIdentity(io["expect_id_embedding"]))
+    out = forward(patched, io)
+    assert calls == [1]
+    assert maxdiff(out, io["expect_flux_id_w1"]) <= 1e-5
+
+
+def test_wrong_identity_size_is_refused(flux, pulid):
+    with pytest.raises(PulidError, match="identity tokens are 64-d"):
+        apply_pulid(flux, pulid, PulidIdentity(torch.zeros(1, 8, 64)))
