@@ -97,6 +97,8 @@ PART_MIRROR = {BODY: BODY_MIRROR, FACE: FACE_MIRROR, FOOT: FOOT_MIRROR}
 HAND_SWAP = {HAND_LEFT: HAND_RIGHT, HAND_RIGHT: HAND_LEFT}
 
 DEFAULT_MIN_CONFIDENCE = 0.3
+CROWN_PER_NOSE_NECK = 0.9
+CROWN_PER_EYE_NOSE = 4.0
 
 
 class PoseFormatError(PulidError, ValueError):
@@ -297,9 +299,10 @@ def _write_part(original, arr, mask):
 def head_top(body: np.ndarray, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> float | None:
     """Estimated y of the top of the skull, in the body array's units (y grows downwards).
 
-    The nose sits near the middle of the head and the OpenPose neck point near the shoulders' line,
-    so the crown is taken half the nose-to-neck distance above the nose; without both points, the
-    head keypoints' own top (less a little) is used. None when no head point is visible.
+    Adult proportions put the crown about 0.9 nose-to-neck distances above the nose (the OpenPose
+    neck point lies on the shoulders' line) and about three eye-to-nose distances above the eyes;
+    the first rule is used when the nose and neck are visible, the second with the nose and an eye,
+    else the highest head keypoint. None when no head point is visible.
     """
     vis = visible_mask(body, min_confidence)
     head = [i for i in HEAD_POINTS if vis[i]]
@@ -307,11 +310,11 @@ def head_top(body: np.ndarray, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -
         return None
     top = float(min(body[i, 1] for i in head))
     if vis[NOSE] and vis[NECK] and body[NECK, 1] > body[NOSE, 1]:
-        return min(top, float(body[NOSE, 1] - 0.5 * (body[NECK, 1] - body[NOSE, 1])))
+        return min(top, float(body[NOSE, 1] - CROWN_PER_NOSE_NECK * (body[NECK, 1] - body[NOSE, 1])))
     eyes = [i for i in (R_EYE, L_EYE) if vis[i]]
     if vis[NOSE] and eyes:
         span = abs(body[NOSE, 1] - np.mean([body[i, 1] for i in eyes]))
-        return top - 3.0 * max(span, 1e-6)
+        return min(top, float(body[NOSE, 1] - CROWN_PER_EYE_NOSE * span))
     return top
 
 

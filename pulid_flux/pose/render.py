@@ -132,7 +132,3 @@ def _draw_face(canvas, points, sx, sy, min_confidence):
         if vis[i] and x > EPS and y > EPS:
             cv2.circle(canvas, (x, y), FACE_POINT_RADIUS, FACE_POINT_COLOR, thickness=-1)
 
-
-def image_to_tensor_batch(images):
-    """RGB uint8 maps -> a ComfyUI IMAGE-style float array (B, H, W, 3) in 0-1 (numpy)."""
-    return np.stack([np.asarray(img, dtype=np.float32) / 255.0 for img in images])

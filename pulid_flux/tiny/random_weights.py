@@ -11,6 +11,7 @@ forward pass through dozens of random blocks stays finite and of order one.
 import hashlib
 import math
 
+import numpy as np
 import torch
 
 
@@ -23,14 +24,18 @@ class SeededTensors:
         self.tensors: dict[str, torch.Tensor] = {}
 
     # -- primitives ---------------------------------------------------------------------------
-    def _generator(self, key: str) -> torch.Generator:
+    def _generator(self, key: str) -> np.random.Generator:
         digest = hashlib.sha256(f"{self.seed}:{key}".encode()).digest()
-        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2 ** 63 - 1))
+        return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
 
     def normal(self, key: str, shape, std: float, mean: float = 0.0) -> torch.Tensor:
-        t = torch.randn(tuple(shape), generator=self._generator(key), dtype=torch.float32)
-        t.mul_(std).add_(mean)
-        return self.put(key, t)
+        # numpy, not torch: its element-wise ops are single-threaded, and torch's thread pool
+        # makes each of the ~1000 small per-tensor ops cost milliseconds on a busy 2-core machine.
+        values = self._generator(key).standard_normal(tuple(shape), dtype=np.float32)
+        values *= np.float32(std)
+        if mean:
+            values += np.float32(mean)
+        return self.put(key, _to_torch(values, self.dtype))
 
     def put(self, key: str, value: torch.Tensor) -> torch.Tensor:
         if key in self.tensors:
@@ -58,3 +63,18 @@ class SeededTensors:
 
     def embedding(self, key: str, rows: int, dim: int, std: float = 0.02) -> None:
         self.normal(key, (rows, dim), std)
+
+
+def _to_torch(values: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """float32 array -> tensor of ``dtype``, rounding to nearest-even like ``Tensor.to``."""
+    if dtype == torch.bfloat16:
+        bits = values.view(np.uint32)
+        carry = bits >> 16
+        carry &= 1
+        bits += carry
+        bits += 0x7FFF
+        bits >>= 16
+        return torch.from_numpy(bits.astype(np.uint16).view(np.int16)).view(torch.bfloat16)
+    if dtype == torch.float16:
+        return torch.from_numpy(values.astype(np.float16))
+    return torch.from_numpy(values).to(dtype)
