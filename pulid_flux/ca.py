@@ -30,8 +30,8 @@ class PerceiverAttentionCA(nn.Module):
         k, v = self.to_kv(x).chunk(2, dim=-1)
         return self.to_out(perceiver_attention(q, k, v, self.heads))
 
-    def forward_cast(self, id_tokens: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
-        """Like ``forward``, with the weights cast to the image tokens' device and dtype for this call.
+    def forward_cast(self, id_tokens: torch.Tensor, image_tokens: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """``scale * forward(...)``, with the weights cast to the image tokens' device and dtype for this call.
 
         Used on the sampling path: the adapter's stored dtype may differ from the Flux compute dtype
         (bf16 file, fp16 GPU, fp8 UNet with a manual-cast dtype), and ComfyUI may not have moved it.
@@ -47,4 +47,8 @@ class PerceiverAttentionCA(nn.Module):
                                w(self.norm2.weight), w(self.norm2.bias), self.norm2.eps)
         q = F.linear(latents, w(self.to_q.weight))
         k, v = F.linear(x, w(self.to_kv.weight)).chunk(2, dim=-1)
-        return F.linear(perceiver_attention(q, k, v, self.heads), w(self.to_out.weight))
+        out_weight = w(self.to_out.weight)
+        if scale != 1.0:
+            # Scaling the (dim x inner) weight is cheaper than scaling the (tokens x dim) output.
+            out_weight = out_weight * scale
+        return F.linear(perceiver_attention(q, k, v, self.heads), out_weight)

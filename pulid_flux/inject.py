@@ -120,11 +120,10 @@ class Injection:
             whole = len(rows) == batch
             sub = image if whole else image[rows]
             with torch.no_grad():
-                c = ca.forward_cast(tokens, sub)
+                c = ca.forward_cast(tokens, sub, scale=self.weight)
             mask = self.mask_tokens(rows, batch, grid, n, transformer_options, sub)
             if mask is not None:
                 c = c * mask
-            c = self.weight * c
             if whole:
                 return c
             if out is None:
@@ -201,7 +200,10 @@ class PulidBlockHook:
         if updated is generated:
             return out
         result = dict(out)
-        result["img"] = torch.cat([image[:, :start], updated, image[:, start + n_gen:]], dim=1)
+        if start == 0 and n_gen == image.shape[1]:
+            result["img"] = updated
+        else:
+            result["img"] = torch.cat([image[:, :start], updated, image[:, start + n_gen:]], dim=1)
         return result
 
 
