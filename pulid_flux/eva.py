@@ -22,6 +22,18 @@ from torch import nn
 from .errors import PulidWeightsError
 from .weights import read_state_dict
 
+__all__ = [
+    "BACKGROUND_LABELS",
+    "HIDDEN_BLOCKS",
+    "OPENAI_CLIP_MEAN",
+    "OPENAI_CLIP_STD",
+    "EvaConfig",
+    "EvaVisionTower",
+    "build_trunk",
+    "face_features_image",
+    "preprocess",
+]
+
 log = logging.getLogger(__name__)
 
 EXPECTED = ("an EVA02-CLIP visual tower (EVA02_CLIP_L_336_psz14_s6B.pt, or its visual.* keys saved as "
@@ -207,15 +219,15 @@ def build_trunk(config: EvaConfig, device="cpu") -> nn.Module:
     """
     from timm.models.eva import Eva
 
-    kwargs = dict(
-        img_size=config.image_size, patch_size=config.patch_size, embed_dim=config.width,
-        num_heads=config.heads,
+    kwargs = {
+        "img_size": config.image_size, "patch_size": config.patch_size, "embed_dim": config.width,
+        "num_heads": config.heads,
         # Eva sizes the MLP as int(width * mlp_ratio); +0.5 keeps float rounding from losing a unit.
-        mlp_ratio=(config.mlp_hidden + 0.5) / config.width,
-        qkv_fused=False, swiglu_mlp=True, scale_mlp=True, scale_attn_inner=True,
-        use_rot_pos_emb=True, ref_feat_shape=(PT_HW_SEQ_LEN, PT_HW_SEQ_LEN),
-        global_pool="token", norm_layer=_layer_norm,
-    )
+        "mlp_ratio": (config.mlp_hidden + 0.5) / config.width,
+        "qkv_fused": False, "swiglu_mlp": True, "scale_mlp": True, "scale_attn_inner": True,
+        "use_rot_pos_emb": True, "ref_feat_shape": (PT_HW_SEQ_LEN, PT_HW_SEQ_LEN),
+        "global_pool": "token", "norm_layer": _layer_norm,
+    }
     if str(device) != "meta":
         return Eva(depth=config.depth, num_classes=config.embed_dim, **kwargs).to(device)
     with torch.device("meta"):

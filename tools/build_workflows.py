@@ -1,0 +1,242 @@
+"""Write the shipped comparison workflows (UI format + API-format twin) from one description.
+
+The four workflows share most of their graph, so they are described once here and written out with
+the server's /object_info (for widget order), which keeps the UI files loadable in the canvas and the
+API twins equal to what the frontend would queue. Run after changing a node's inputs:
+
+    python tools/build_workflows.py --server http://127.0.0.1:8188
+    python tools/build_workflows.py --comfyui "$COMFYUI_PATH"     # starts a throw-away server
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "workflows"
+LINK_TYPES_ARE_UPPER = True
+
+WIDTH, HEIGHT = 896, 1216
+PROMPT = "photo of ohwx man, full body, standing in a park, left arm raised high, natural light"
+
+
+@dataclass
+class Node:
+    id: int
+    cls: str
+    title: str | None = None
+    widgets: dict = field(default_factory=dict)
+    links: dict = field(default_factory=dict)      # input name -> (node id, output slot)
+    pos: tuple = (0, 0)
+
+
+def base_graph() -> dict[int, Node]:
+    g = [
+        Node(1, "UNETLoader", "Flux model", {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"},
+             pos=(0, 0)),
+        Node(2, "DualCLIPLoader", "Text encoders", {"clip_name1": "t5xxl_fp16.safetensors",
+                                                    "clip_name2": "clip_l.safetensors", "type": "flux",
+                                                    "device": "default"}, pos=(0, 160)),
+        Node(3, "VAELoader", "VAE", {"vae_name": "ae.safetensors"}, pos=(0, 330)),
+        Node(4, "CLIPTextEncode", "Positive prompt", {"text": PROMPT}, {"clip": (2, 0)}, pos=(420, 160)),
+        Node(5, "FluxGuidance", "Guidance", {"guidance": 3.5}, {"conditioning": (4, 0)}, pos=(840, 160)),
+        Node(6, "EmptySD3LatentImage", "Latent", {"width": WIDTH, "height": HEIGHT, "batch_size": 1},
+             pos=(840, 420)),
+        Node(7, "RandomNoise", "Seed", {"noise_seed": 42}, pos=(1260, 0)),
+        Node(8, "KSamplerSelect", "Sampler", {"sampler_name": "euler"}, pos=(1260, 140)),
+        Node(9, "BasicScheduler", "Scheduler", {"scheduler": "simple", "steps": 25, "denoise": 1.0},
+             {"model": (1, 0)}, pos=(1260, 260)),
+        Node(10, "BasicGuider", "Guider", {}, {"model": (1, 0), "conditioning": (5, 0)}, pos=(1260, 440)),
+        Node(11, "SamplerCustomAdvanced", "Sample", {}, {"noise": (7, 0), "guider": (10, 0), "sampler": (8, 0),
+                                                         "sigmas": (9, 0), "latent_image": (6, 0)},
+             pos=(1680, 0)),
+        Node(12, "VAEDecode", "Decode", {}, {"samples": (11, 0), "vae": (3, 0)}, pos=(2100, 0)),
+        Node(13, "SaveImage", "Save", {"filename_prefix": "pulid_studio/01_base"}, {"images": (12, 0)},
+             pos=(2400, 0)),
+    ]
+    return {n.id: n for n in g}
+
+
+def with_lora(g: dict[int, Node], prefix: str) -> dict[int, Node]:
+    g[20] = Node(20, "LoraLoaderModelOnly", "LoRA", {"lora_name": "identity_lora.safetensors", "strength_model": 1.0},
+                 {"model": (1, 0)}, pos=(420, 0))
+    g[9].links["model"] = (20, 0)
+    g[10].links["model"] = (20, 0)
+    g[13].widgets["filename_prefix"] = prefix
+    return g
+
+
+def with_pulid(g: dict[int, Node], prefix: str) -> dict[int, Node]:
+    g[30] = Node(30, "LoadImage", "Reference image", {"image": "reference.png", "upload": "image"}, pos=(0, 520))
+    g[31] = Node(31, "PulidStudioLoadPulidFlux", "PuLID model", {"pulid_file": "pulid_flux_v0.9.1.safetensors",
+                                                                "dtype": "auto"}, pos=(0, 860))
+    g[32] = Node(32, "PulidStudioLoadEvaClip", "EVA-CLIP", {"eva_file": "EVA02_CLIP_L_336_psz14_s6B.pt",
+                                                          "dtype": "auto"}, pos=(0, 1000))
+    g[33] = Node(33, "PulidStudioLoadFaceEngine", "Face engine", {"engine": "insightface", "pack": "antelopev2",
+                                                                 "provider": "auto"}, pos=(0, 1140))
+    g[34] = Node(34, "PulidStudioLoadFaceParser", "Face parser", {"parser_file": "parsing_bisenet.pth"},
+                 pos=(0, 1300))
+    g[35] = Node(35, "PulidStudioEncodeIdentity", "Encode identity", {"face_choice": "largest", "face_index": 0,
+                                                                      "fusion": "mean"},
+                 {"images": (30, 0), "face_engine": (33, 0), "eva_clip": (32, 0), "face_parser": (34, 0),
+                  "pulid_flux": (31, 0)}, pos=(420, 860))
+    g[36] = Node(36, "PulidStudioApplyPulidFlux", "PuLID", {"weight": 0.4, "start_at": 0.15, "end_at": 0.9,
+                                                           "uncond": "same"},
+                 {"model": (20, 0), "pulid_flux": (31, 0), "identity": (35, 0)}, pos=(840, 860))
+    g[9].links["model"] = (36, 0)
+    g[10].links["model"] = (36, 0)
+    g[13].widgets["filename_prefix"] = prefix
+    return g
+
+
+def with_pose(g: dict[int, Node], prefix: str) -> dict[int, Node]:
+    g[40] = Node(40, "ControlNetLoader", "Union ControlNet", {"control_net_name": "flux_union_pro.safetensors"},
+                 pos=(840, 1100))
+    g[41] = Node(41, "PulidStudioPoseFromBank", "Pose", {"name": "full_body_arm_up", "width": WIDTH,
+                                                       "height": HEIGHT}, pos=(840, 1240))
+    g[42] = Node(42, "ConditioningZeroOut", "Negative", {}, {"conditioning": (4, 0)}, pos=(840, 300))
+    g[43] = Node(43, "PulidStudioApplyPoseControlNet", "Pose ControlNet",
+                 {"strength": 0.85, "start_percent": 0.0, "end_percent": 0.8, "family": "auto"},
+                 {"positive": (5, 0), "negative": (42, 0), "control_net": (40, 0), "vae": (3, 0),
+                  "pose_image": (41, 1)}, pos=(1260, 1100))
+    # BasicGuider takes only the positive conditioning; the ControlNet rides on it.
+    g[10].links["conditioning"] = (43, 0)
+    g[13].widgets["filename_prefix"] = prefix
+    return g
+
+
+WORKFLOWS = {
+    "01_base": lambda: base_graph(),
+    "02_lora": lambda: with_lora(base_graph(), "pulid_studio/02_lora"),
+    "03_lora_pulid": lambda: with_pulid(with_lora(base_graph(), ""), "pulid_studio/03_lora_pulid"),
+    "04_full": lambda: with_pose(with_pulid(with_lora(base_graph(), ""), ""), "pulid_studio/04_full"),
+}
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+def _is_widget(spec) -> bool:
+    kind = spec[0]
+    return isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+
+
+def _inputs(info: dict):
+    """(name, spec) in the order the frontend creates widgets and sockets."""
+    order = info.get("input_order", {})
+    for section in ("required", "optional"):
+        specs = info["input"].get(section, {})
+        for name in order.get(section, list(specs)):
+            yield name, specs[name]
+
+
+def to_api(g: dict[int, Node], object_info: dict) -> dict:
+    prompt = {}
+    for n in g.values():
+        info = object_info[n.cls]
+        inputs = {}
+        for name, spec in _inputs(info):
+            if name in n.links:
+                src, slot = n.links[name]
+                inputs[name] = [str(src), slot]
+            elif name in n.widgets:
+                inputs[name] = n.widgets[name]
+            elif _is_widget(spec) and "default" in (spec[1] if len(spec) > 1 else {}):
+                inputs[name] = spec[1]["default"]
+        unknown = set(n.widgets) - {name for name, _ in _inputs(info)} - {"upload"}
+        if unknown:
+            raise KeyError(f"node {n.id} ({n.cls}) has no inputs {sorted(unknown)}")
+        prompt[str(n.id)] = {"class_type": n.cls, "inputs": inputs,
+                             "_meta": {"title": n.title or info.get("display_name") or n.cls}}
+    return prompt
+
+
+def to_ui(g: dict[int, Node], object_info: dict) -> dict:
+    links, nodes = [], []
+    link_id = 0
+    out_links: dict[tuple[int, int], list[int]] = {}
+    in_link: dict[tuple[int, str], int] = {}
+    for n in g.values():
+        for name, (src, slot) in n.links.items():
+            link_id += 1
+            src_type = object_info[g[src].cls]["output"][slot]
+            links.append([link_id, src, slot, n.id, None, src_type])
+            out_links.setdefault((src, slot), []).append(link_id)
+            in_link[(n.id, name)] = link_id
+    by_id = {lk[0]: lk for lk in links}
+    for order, n in enumerate(g.values()):
+        info = object_info[n.cls]
+        inputs, widgets = [], []
+        for name, spec in _inputs(info):
+            widget = _is_widget(spec)
+            options = spec[1] if len(spec) > 1 else {}
+            if widget:
+                value = n.widgets.get(name, options.get("default"))
+                widgets.append(value)
+                if options.get("control_after_generate"):
+                    widgets.append("fixed")
+                if options.get("image_upload") or (isinstance(spec[0], str) and options.get("upload")):
+                    widgets.append(n.widgets.get("upload", "image"))
+            if (n.id, name) in in_link or not widget:
+                slot_type = spec[0] if isinstance(spec[0], str) else "COMBO"
+                entry = {"name": name, "type": slot_type, "link": in_link.get((n.id, name))}
+                if widget:
+                    entry["widget"] = {"name": name}
+                if entry["link"] is not None:
+                    by_id[entry["link"]][4] = len(inputs)
+                inputs.append(entry)
+        outputs = [{"name": (info.get("output_name") or info["output"])[i], "type": t,
+                    "links": out_links.get((n.id, i), []), "slot_index": i}
+                   for i, t in enumerate(info["output"])]
+        node = {"id": n.id, "type": n.cls, "pos": list(n.pos), "size": [340, 120], "flags": {}, "order": order,
+                "mode": 0, "inputs": inputs, "outputs": outputs,
+                "properties": {"Node name for S&R": n.cls}, "widgets_values": widgets}
+        if n.title:
+            node["title"] = n.title
+        nodes.append(node)
+    return {"last_node_id": max(g), "last_link_id": link_id, "nodes": nodes, "links": links, "groups": [],
+            "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [0, 0]}}, "version": 0.4}
+
+
+def write_all(object_info: dict, out_dir: Path = OUT) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, build in WORKFLOWS.items():
+        g = build()
+        for suffix, data in (("", to_ui(g, object_info)), ("_api", to_api(g, object_info))):
+            path = out_dir / f"{name}{suffix}.json"
+            path.write_text(json.dumps(data, indent=1) + "\n")
+            written.append(path)
+    return written
+
+
+def fetch_object_info(server: str) -> dict:
+    with urllib.request.urlopen(server.rstrip("/") + "/object_info", timeout=60) as r:
+        return json.loads(r.read())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--server", help="a running ComfyUI with this pack")
+    group.add_argument("--comfyui", help="a ComfyUI checkout to start on a free port")
+    a = parser.parse_args(argv)
+    if a.server:
+        info = fetch_object_info(a.server)
+    else:
+        sys.path.insert(0, str(ROOT / "tests" / "integration"))
+        from comfy_server import ComfyServer
+        server = ComfyServer(Path(a.comfyui), Path(tempfile.mkdtemp())).start()
+        try:
+            info = server.get_json("/object_info")
+        finally:
+            server.stop()
+    for path in write_all(info):
+        print(path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()
