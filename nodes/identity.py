@@ -21,7 +21,7 @@ class SaveIdentity(io.ComfyNode):
             description="Writes the identity to output/pulid_identities/<prefix>_NNNNN.pulidembd (GGUF, the format "
                         "stable-diffusion.cpp's --pulid-id reads), so faces are encoded once and reused.",
             inputs=[
-                PulidIdentityType.Input("identity"),
+                PulidIdentityType.Input("identity", tooltip="From Encode identity."),
                 io.String.Input("filename_prefix", default="identity",
                                 tooltip="File name prefix; a counter is appended."),
             ],
@@ -49,7 +49,8 @@ class LoadIdentity(io.ComfyNode):
             description="Reads a .pulidembd identity (ours or one exported by stable-diffusion.cpp's script).",
             inputs=[io.Combo.Input("identity_file", options=folder_paths.get_filename_list(paths.IDENTITIES),
                                    tooltip="From models/pulid_identities or output/pulid_identities.")],
-            outputs=[PulidIdentityType.Output(display_name="identity")],
+            outputs=[PulidIdentityType.Output(display_name="identity",
+                                              tooltip="ID tokens (and no-identity tokens) for Apply PuLID-Flux.")],
         )
 
     @classmethod

@@ -69,9 +69,12 @@ class LoadEvaClip(io.ComfyNode):
             inputs=[
                 io.Combo.Input("eva_file", options=paths.eva_files(),
                                tooltip="EVA02_CLIP_L_336_psz14_s6B.pt (only its visual tower is used)."),
-                io.Combo.Input("dtype", options=list(DTYPES), default="auto", advanced=True),
+                io.Combo.Input("dtype", options=list(DTYPES), default="auto", advanced=True,
+                               tooltip="auto: bfloat16 on GPUs that support it, float16 on older GPUs, float32 "
+                                       "on the CPU."),
             ],
-            outputs=[EvaClipType.Output(display_name="eva_clip")],
+            outputs=[EvaClipType.Output(display_name="eva_clip",
+                                        tooltip="The visual tower; Encode identity reads faces with it.")],
         )
 
     @classmethod
@@ -94,7 +97,7 @@ class ApplyPulidFlux(io.ComfyNode):
                         "identities (use masks to place them).",
             inputs=[
                 io.Model.Input("model", tooltip="A FLUX.1 model (dev, schnell, Krea or a fine-tune)."),
-                PulidFluxType.Input("pulid_flux"),
+                PulidFluxType.Input("pulid_flux", tooltip="From Load PuLID-Flux model."),
                 PulidIdentityType.Input("identity", tooltip="From Encode identity or Load identity."),
                 io.Float.Input("weight", default=1.0, min=0.0, max=3.0, step=0.05,
                                tooltip="Scale of every identity residual. 0.8-1.0 is the usual range; above 1 "
