@@ -2,12 +2,12 @@
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from . import identity, pulid
+from . import identity, pose, pulid
 from .paths import register_model_folders
 
 register_model_folders()
 
-NODE_MODULES = [pulid, identity]
+NODE_MODULES = [pulid, identity, pose]
 
 
 class PulidStudioExtension(ComfyExtension):

@@ -50,10 +50,6 @@ def to_image_batch(maps) -> torch.Tensor:
     return torch.from_numpy(np.stack(maps)).float() / 255.0
 
 
-def _as_frame_list(pose) -> list:
-    return posekit.as_frames(pose)
-
-
 def _stick_input():
     return io.Combo.Input("stick_scaling", options=list(posekit.STICK_SCALINGS), default="none", advanced=True,
                           tooltip="'none' draws like the OpenPose/DWPose preprocessors (stick half-width 4). "
@@ -114,8 +110,8 @@ def attach_control(positive, negative, control_net, hint, strength, start_percen
 def _hint_scale(control_net, vae) -> int:
     """Latent-to-pixel factor the ControlNet resizes its hint to at sampling time."""
     ratio = int(getattr(control_net, "compression_ratio", 8))
-    if getattr(control_net, "latent_format", None) is not None and vae is not None:
-        ratio *= int(vae.spacial_compression_encode())
+    if getattr(control_net, "latent_format", None) is not None:
+        ratio *= int(vae.spacial_compression_encode()) if vae is not None else 8
     return ratio
 
 
@@ -143,8 +139,9 @@ class PoseFromBank(io.ComfyNode):
                 _stick_input(),
             ],
             outputs=[
-                PoseKeypointType.Output(display_name="keypoints", tooltip="The placed pose (POSE_KEYPOINT)."),
-                io.Image.Output(display_name="pose_image", tooltip="The pose drawn as an OpenPose map."),
+                PoseKeypointType.Output("keypoints", display_name="keypoints",
+                                        tooltip="The placed pose (POSE_KEYPOINT)."),
+                io.Image.Output("pose_image", display_name="pose_image", tooltip="The pose drawn as an OpenPose map."),
             ],
         )
 
@@ -172,7 +169,7 @@ class RenderPose(io.ComfyNode):
                 io.Boolean.Input("draw_face", default=True, tooltip="Draw face keypoints when present."),
                 _stick_input(),
             ],
-            outputs=[io.Image.Output(display_name="pose_image", tooltip="One OpenPose map per frame.")],
+            outputs=[io.Image.Output("pose_image", display_name="pose_image", tooltip="One OpenPose map per frame.")],
         )
 
     @classmethod
@@ -218,15 +215,17 @@ class EditPose(io.ComfyNode):
                 _stick_input(),
             ],
             outputs=[
-                PoseKeypointType.Output(display_name="keypoints", tooltip="The edited pose, in the input's units."),
-                io.Image.Output(display_name="pose_image", tooltip="The edited pose drawn as an OpenPose map."),
+                PoseKeypointType.Output("keypoints", display_name="keypoints",
+                                        tooltip="The edited pose, in the input's units."),
+                io.Image.Output("pose_image", display_name="pose_image",
+                                tooltip="The edited pose drawn as an OpenPose map."),
             ],
         )
 
     @classmethod
     def execute(cls, keypoints, arm="none", arm_raise=90.0, elbow_bend=0.0, mirror=False, placement="keep",
                 width=1024, height=1024, head_margin=0.18, stick_scaling="none") -> io.NodeOutput:
-        frames = _as_frame_list(keypoints)
+        frames = posekit.as_frames(keypoints)
         sides = {"none": (), "left": ("left",), "right": ("right",), "both": ("left", "right")}[arm]
         edited = []
         for frame in frames:
@@ -260,8 +259,10 @@ class LoadPoseJSON(io.ComfyNode):
                 _stick_input(),
             ],
             outputs=[
-                PoseKeypointType.Output(display_name="keypoints", tooltip="The pose as read (a list of frames)."),
-                io.Image.Output(display_name="pose_image", tooltip="Every frame drawn at its canvas size."),
+                PoseKeypointType.Output("keypoints", display_name="keypoints",
+                                        tooltip="The pose as read (a list of frames)."),
+                io.Image.Output("pose_image", display_name="pose_image",
+                                tooltip="Every frame drawn at its canvas size."),
             ],
         )
 
@@ -281,7 +282,7 @@ class LoadPoseJSON(io.ComfyNode):
             if file not in files:
                 raise FileNotFoundError(f"Load Pose JSON: {file!r} is not in the pose folders {pose_dirs()}")
             pose = posekit.load_pose_json(files[file])
-        frames = _as_frame_list(pose)
+        frames = posekit.as_frames(pose)
         maps = posekit.render_poses(frames, stick_scaling=stick_scaling)
         return io.NodeOutput(frames, to_image_batch(maps))
 
@@ -309,9 +310,10 @@ class PoseForPrompt(io.ComfyNode):
                 _stick_input(),
             ],
             outputs=[
-                io.String.Output(display_name="composition", tooltip="The chosen pose-bank name."),
-                PoseKeypointType.Output(display_name="keypoints", tooltip="The chosen pose placed for the canvas."),
-                io.Image.Output(display_name="pose_image", tooltip="The pose drawn as an OpenPose map."),
+                io.String.Output("composition", display_name="composition", tooltip="The chosen pose-bank name."),
+                PoseKeypointType.Output("keypoints", display_name="keypoints",
+                                        tooltip="The chosen pose placed for the canvas."),
+                io.Image.Output("pose_image", display_name="pose_image", tooltip="The pose drawn as an OpenPose map."),
             ],
         )
 
@@ -363,10 +365,13 @@ class ApplyPoseControlNet(io.ComfyNode):
                 _stick_input(),
             ],
             outputs=[
-                io.Conditioning.Output(display_name="positive", tooltip="Positive conditioning with the ControlNet."),
-                io.Conditioning.Output(display_name="negative", tooltip="Negative conditioning with the ControlNet."),
-                io.Image.Output(display_name="pose_image", tooltip="The pose map given to the ControlNet."),
-                io.String.Output(display_name="info",
+                io.Conditioning.Output("positive", display_name="positive",
+                                       tooltip="Positive conditioning with the ControlNet."),
+                io.Conditioning.Output("negative", display_name="negative",
+                                       tooltip="Negative conditioning with the ControlNet."),
+                io.Image.Output("pose_image", display_name="pose_image",
+                                tooltip="The pose map given to the ControlNet."),
+                io.String.Output("info", display_name="info",
                                  tooltip="Family, mode, strength and range used, plus any warnings."),
             ],
         )
@@ -391,7 +396,7 @@ class ApplyPoseControlNet(io.ComfyNode):
         if start_percent >= end_percent:
             warnings.append(f"start_percent {start_percent} >= end_percent {end_percent}: the ControlNet never acts")
 
-        if getattr(control_net, "latent_format", None) is not None and vae is None:
+        if getattr(control_net, "latent_format", None) is not None and vae is None and strength != 0:
             raise ValueError("Apply Pose ControlNet: this ControlNet encodes the pose map with the VAE; connect "
                              "the 'vae' input")
         target = cls._target_size(control_net, vae, latent, width, height)
@@ -443,9 +448,9 @@ class ApplyPoseControlNet(io.ComfyNode):
             return image
         if keypoints is None:
             raise ValueError("Apply Pose ControlNet: connect a pose image or keypoints")
-        frames = _as_frame_list(keypoints)
+        frames = posekit.as_frames(keypoints)
         if target is None:
-            target = (int(round(frames[0]["canvas_width"])), int(round(frames[0]["canvas_height"])))
+            target = (round(frames[0]["canvas_width"]), round(frames[0]["canvas_height"]))
         fitted = []
         for i, frame in enumerate(frames):
             cw, ch = frame["canvas_width"], frame["canvas_height"]

@@ -102,7 +102,7 @@ def with_pose(g: dict[int, Node], prefix: str) -> dict[int, Node]:
     g[43] = Node(43, "PulidStudioApplyPoseControlNet", "Pose ControlNet",
                  {"strength": 0.85, "start_percent": 0.0, "end_percent": 0.8, "family": "auto"},
                  {"positive": (5, 0), "negative": (42, 0), "control_net": (40, 0), "vae": (3, 0),
-                  "pose_image": (41, 1)}, pos=(1260, 1100))
+                  "keypoints": (41, 0), "latent": (6, 0)}, pos=(1260, 1100))
     # BasicGuider takes only the positive conditioning; the ControlNet rides on it.
     g[10].links["conditioning"] = (43, 0)
     g[13].widgets["filename_prefix"] = prefix

@@ -30,8 +30,14 @@ import numpy as np
 
 from ..errors import PulidError
 from .edit import (
-    DEFAULT_BOTTOM_MARGIN, DEFAULT_EDGE_MARGIN, DEFAULT_HEAD_MARGIN, DEFAULT_SIDE_MARGIN, FigureBounds,
-    fit_scale, fit_to_canvas, pose_arm,
+    DEFAULT_BOTTOM_MARGIN,
+    DEFAULT_EDGE_MARGIN,
+    DEFAULT_HEAD_MARGIN,
+    DEFAULT_SIDE_MARGIN,
+    FigureBounds,
+    fit_scale,
+    fit_to_canvas,
+    pose_arm,
 )
 from .jsonio import load_pose_json
 from .keypoints import BODY, FACE, HAND_LEFT, HAND_RIGHT, as_frame, head_top
@@ -155,8 +161,7 @@ def pose_bank(name: str, width: int, height: int, extra_dirs=(), *, head_margin=
     width, height = int(width), int(height)
     if width <= 0 or height <= 0:
         raise ValueError(f"canvas size must be positive, got {width}x{height}")
-    if name.endswith(".json"):
-        name = name[:-5]
+    name = name.removesuffix(".json")
     if name in FRAMINGS:
         return _place_builtin(name, width, height, head_margin, side_margin, bottom_margin)
     files = _user_files(extra_dirs)

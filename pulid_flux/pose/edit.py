@@ -19,9 +19,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from .keypoints import (
-    BODY, DEFAULT_MIN_CONFIDENCE, HAND_LEFT, HAND_RIGHT, HAND_SWAP, L_ELBOW, L_SHOULDER, L_WRIST, LIMBS,
-    NECK, PART_MIRROR, R_ELBOW, R_SHOULDER, R_WRIST, PixelPose, PoseFormatError, as_frame, head_top,
-    part_array, rotate, validate_frame, visible_mask,
+    BODY,
+    DEFAULT_MIN_CONFIDENCE,
+    HAND_LEFT,
+    HAND_RIGHT,
+    HAND_SWAP,
+    L_ELBOW,
+    L_SHOULDER,
+    L_WRIST,
+    LIMBS,
+    NECK,
+    PART_MIRROR,
+    R_ELBOW,
+    R_SHOULDER,
+    R_WRIST,
+    PixelPose,
+    PoseFormatError,
+    as_frame,
+    head_top,
+    part_array,
+    rotate,
+    validate_frame,
+    visible_mask,
 )
 
 ARMS = {
@@ -280,6 +299,15 @@ def target_aspect_mismatch(width_a, height_a, width_b, height_b) -> float:
 
 
 __all__ = [
-    "pose_arm", "arm_angles", "limb_lengths", "transform_pose", "mirror_pose", "fit_to_canvas", "fit_scale",
-    "pad_head_margin", "figure_bounds", "FigureBounds", "target_aspect_mismatch",
+    "FigureBounds",
+    "arm_angles",
+    "figure_bounds",
+    "fit_scale",
+    "fit_to_canvas",
+    "limb_lengths",
+    "mirror_pose",
+    "pad_head_margin",
+    "pose_arm",
+    "target_aspect_mismatch",
+    "transform_pose",
 ]

@@ -143,7 +143,8 @@ def validate_frame(frame, where="frame") -> None:
         raise PoseFormatError(f"{where}: 'people' must be a list, got {type(people).__name__}")
     for p, person in enumerate(people):
         if not isinstance(person, dict):
-            raise PoseFormatError(f"{where}, person {p}: expected a dict of keypoint lists, got {type(person).__name__}")
+            raise PoseFormatError(f"{where}, person {p}: expected a dict of keypoint lists, "
+                                  f"got {type(person).__name__}")
         for key in PARTS:
             part_array(person, key, where=f"{where}, person {p}")
 
@@ -214,7 +215,10 @@ class PixelPose:
 
     Edits move the x, y columns of present points; ``to_frame`` writes the result back into a deep
     copy of the source frame in the source's units (normalised stays normalised), leaving absent
-    points, unknown keys and the flat-or-nested shape of each part untouched.
+    points, unknown keys and the flat-or-nested shape of each part untouched. In a normalised frame a
+    point moved off the canvas (outside 0-1) is written as missing (0, 0, 0), as a detector would
+    report it: a coordinate beyond 1 would otherwise turn the whole frame into "pixels" for every
+    reader. Pixel frames keep off-canvas points.
     """
 
     def __init__(self, frame: dict):
@@ -235,6 +239,7 @@ class PixelPose:
                     arr[mask, 1] *= self.height
                 self.parts[(p, key)] = arr
                 self.present[(p, key)] = mask
+        self._start = {key: arr[:, :2].copy() for key, arr in self.parts.items()}
 
     @property
     def num_people(self) -> int:
@@ -266,28 +271,38 @@ class PixelPose:
         frame = copy.deepcopy(self.source)
         frame["canvas_width"] = _canvas_value(width, self.source["canvas_width"])
         frame["canvas_height"] = _canvas_value(height, self.source["canvas_height"])
+        same_canvas = (width, height) == (self.width, self.height)
         for (p, key), arr in self.parts.items():
             mask = self.present[(p, key)]
+            # Points an edit did not move keep their source values exactly (no x * W / W noise).
+            moved = mask & np.any(arr[:, :2] != self._start[(p, key)], axis=1)
+            if self.normalized and not same_canvas:
+                moved = mask
             out = arr.copy()
+            off_canvas = np.zeros_like(mask)
             if self.normalized:
                 out[mask, 0] /= frame["canvas_width"]
                 out[mask, 1] /= frame["canvas_height"]
+                # A coordinate beyond 1 would make every reader take the frame for pixels.
+                off_canvas = moved & np.any((out[:, :2] < 0) | (out[:, :2] > 1), axis=1)
             original = self.source["people"][p][key]
-            frame["people"][p][key] = _write_part(original, out, mask)
+            frame["people"][p][key] = _write_part(original, out, moved, off_canvas)
         return frame
 
 
 def _canvas_value(value, like):
     # Keep the source's number type so a frame saved again looks like the one read.
-    return int(round(value)) if isinstance(like, int) else float(value)
+    return round(value) if isinstance(like, int) else float(value)
 
 
-def _write_part(original, arr, mask):
+def _write_part(original, arr, mask, dropped):
     nested = all(isinstance(v, (list, tuple)) for v in original)
     flat_in = [x for v in original for x in v] if nested else list(original)
     flat_out = []
     for i, row in enumerate(arr):
-        if mask[i]:
+        if dropped[i]:
+            flat_out += [0.0, 0.0, 0.0]
+        elif mask[i]:
             flat_out += [float(row[0]), float(row[1]), flat_in[3 * i + 2]]
         else:
             flat_out += flat_in[3 * i: 3 * i + 3]

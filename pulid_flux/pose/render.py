@@ -26,8 +26,21 @@ import cv2
 import numpy as np
 
 from .keypoints import (
-    BODY, DEFAULT_MIN_CONFIDENCE, FACE, HAND_EDGES, HAND_LEFT, HAND_RIGHT, JOINT_COLORS, LIMB_COLORS,
-    LIMBS, PoseFormatError, as_frame, as_frames, is_normalized, part_array, visible_mask,
+    BODY,
+    DEFAULT_MIN_CONFIDENCE,
+    FACE,
+    HAND_EDGES,
+    HAND_LEFT,
+    HAND_RIGHT,
+    JOINT_COLORS,
+    LIMB_COLORS,
+    LIMBS,
+    PoseFormatError,
+    as_frame,
+    as_frames,
+    is_normalized,
+    part_array,
+    visible_mask,
 )
 
 STICK_WIDTH = 4
@@ -62,8 +75,8 @@ def render_pose(pose, width=None, height=None, *, draw_body=True, draw_hands=Tru
     """
     frame = as_frame(pose)
     canvas_w, canvas_h = frame["canvas_width"], frame["canvas_height"]
-    out_w = int(round(canvas_w)) if width is None else int(width)
-    out_h = int(round(canvas_h)) if height is None else int(height)
+    out_w = round(canvas_w) if width is None else int(width)
+    out_h = round(canvas_h) if height is None else int(height)
     if out_w <= 0 or out_h <= 0:
         raise PoseFormatError(f"render size must be positive, got {out_w}x{out_h}")
     if is_normalized(frame):
@@ -86,8 +99,8 @@ def render_pose(pose, width=None, height=None, *, draw_body=True, draw_hands=Tru
 def render_poses(pose, width=None, height=None, **kwargs) -> list[np.ndarray]:
     """Every frame of a POSE_KEYPOINT value; frames without an explicit size use the first frame's."""
     frames = as_frames(pose)
-    width = int(round(frames[0]["canvas_width"])) if width is None else width
-    height = int(round(frames[0]["canvas_height"])) if height is None else height
+    width = round(frames[0]["canvas_width"]) if width is None else width
+    height = round(frames[0]["canvas_height"]) if height is None else height
     return [render_pose(f, width, height, **kwargs) for f in frames]
 
 

@@ -68,4 +68,4 @@ def clip_l_state_dict(seed: int = 0, dtype: torch.dtype = torch.float16,
 def write_clip_l(path, seed: int = 0, dtype: torch.dtype = torch.float16, config: ClipLConfig = CLIP_L):
     """Write (or reuse) a random ``clip_l.safetensors``; returns its path."""
     return ensure_file(path, "clip_l", config_dict(config), seed, dtype,
-                       lambda: clip_l_state_dict(seed, dtype, config))
+                       lambda: clip_l_state_dict(seed, dtype, config), source=__file__)

@@ -1,9 +1,10 @@
 """Writing tiny model files, and recognising an already written one so it is not rebuilt.
 
 Each file carries a fingerprint in its safetensors metadata: a hash of what produced it (the
-builder kind, its configuration, the seed, the dtype and :data:`GENERATOR_VERSION`). A file is
-reused only when that fingerprint matches and the file is complete (its size equals what its
-header declares), so an interrupted write or a changed configuration is rebuilt.
+builder kind, its configuration, the seed, the dtype, and the source code of the builder module
+and of the shared generator modules). A file is reused only when that fingerprint matches and the
+file is complete (its size equals what its header declares), so an interrupted write, a changed
+configuration or an edited builder is rebuilt.
 """
 
 import hashlib
@@ -19,15 +20,18 @@ import torch
 
 log = logging.getLogger(__name__)
 
-# Bump whenever a builder changes the tensors it writes, so cached files are rebuilt.
-GENERATOR_VERSION = 1
+# The modules every builder depends on; a builder adds its own file.
+_SHARED_SOURCES = (Path(__file__), Path(__file__).with_name("random_weights.py"))
 FINGERPRINT_KEY = "pulid_studio.tiny.fingerprint"
 KIND_KEY = "pulid_studio.tiny.kind"
 
 
-def fingerprint(kind: str, config: dict, seed: int, dtype: torch.dtype) -> str:
+def fingerprint(kind: str, config: dict, seed: int, dtype: torch.dtype, sources=()) -> str:
+    code = hashlib.sha256()
+    for source in (*_SHARED_SOURCES, *(Path(s) for s in sources)):
+        code.update(source.read_bytes())
     payload = {"kind": kind, "config": config, "seed": int(seed), "dtype": str(dtype),
-               "version": GENERATOR_VERSION}
+               "code": code.hexdigest()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
@@ -56,14 +60,38 @@ def is_current(path: Path, fp: str) -> bool:
     return header is not None and (header.get("__metadata__") or {}).get(FINGERPRINT_KEY) == fp
 
 
+_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
+
+
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Write atomically (temporary file + rename) so a reader never sees a half-written file."""
-    from safetensors.torch import save_file
+    """Write a safetensors file byte-for-byte reproducibly, atomically (temporary file + rename).
+
+    Written here rather than with ``safetensors.torch.save_file`` because that library orders the
+    metadata through a hash map, so the same tensors gave different bytes from run to run.
+    Tensors are laid out in name order; the header is padded with spaces to 8 bytes, as the
+    reference writer does.
+    """
+    header: dict = {"__metadata__": dict(sorted(metadata.items()))}
+    offset = 0
+    names = sorted(tensors)
+    for name in names:
+        t = tensors[name]
+        if t.dtype not in _DTYPES:
+            raise TypeError(f"tensor {name!r} has dtype {t.dtype}; tiny models use {sorted(map(str, _DTYPES))}")
+        size = t.numel() * t.element_size()
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        save_file(tensors, str(tmp), metadata=metadata)
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(blob)))
+            f.write(blob)
+            for name in names:
+                f.write(tensors[name].contiguous().reshape(-1).view(torch.uint8).numpy())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -71,10 +99,14 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: di
 
 
 def ensure_file(path, kind: str, config: dict, seed: int, dtype: torch.dtype,
-                build: Callable[[], dict[str, torch.Tensor]], metadata: dict[str, str] | None = None) -> Path:
-    """Write ``build()`` to ``path`` unless a file from the same kind/config/seed/dtype is there."""
+                build: Callable[[], dict[str, torch.Tensor]], *, source: str,
+                metadata: dict[str, str] | None = None) -> Path:
+    """Write ``build()`` to ``path`` unless a file from the same kind/config/seed/dtype/code is there.
+
+    ``source``: the builder module's file (its ``__file__``), part of the fingerprint.
+    """
     path = Path(path)
-    fp = fingerprint(kind, config, seed, dtype)
+    fp = fingerprint(kind, config, seed, dtype, sources=(source,))
     if is_current(path, fp):
         log.debug("tiny %s: reusing %s", kind, path)
         return path

@@ -110,4 +110,4 @@ def write_flux(path, config: TinyFluxConfig = TinyFluxConfig(), seed: int = 0,
                dtype: torch.dtype = torch.bfloat16):
     """Write (or reuse) a tiny ``flux1-dev.safetensors``; returns its path."""
     return ensure_file(path, "flux", config_dict(config), seed, dtype,
-                       lambda: flux_state_dict(config, seed, dtype))
+                       lambda: flux_state_dict(config, seed, dtype), source=__file__)

@@ -1,0 +1,133 @@
+"""Write the whole set of tiny models into a ComfyUI ``models`` folder.
+
+``build_tiny_models(models_dir)`` creates the standard sub-folders and file names a user would
+have, so a real ComfyUI pointed at ``models_dir`` (``--base-directory`` or an
+``extra_model_paths.yaml``) lists and loads them with its stock loaders:
+
+================================  ==========================================  ========================
+name                              file (relative to ``models_dir``)           ComfyUI loader
+================================  ==========================================  ========================
+``flux``                          diffusion_models/flux1-dev.safetensors      UNETLoader
+``clip_l``                        text_encoders/clip_l.safetensors            CLIPLoader type flux
+``vae``                           vae/ae.safetensors                          VAELoader
+``lora``                          loras/identity_lora.safetensors             LoraLoaderModelOnly
+``controlnet_union_pro``          controlnet/flux_union_pro.safetensors       ControlNetLoader
+``controlnet_union_pro2``         controlnet/flux_union_pro2.safetensors      ControlNetLoader
+``pulid``                         pulid/pulid_flux_v0.9.1.safetensors         (this pack)
+``eva``                           clip/EVA02_CLIP_L_336_psz14_s6B.safetensors (this pack; a copy)
+================================  ==========================================  ========================
+
+Files already written from the same configuration are reused (see :mod:`.files`), so repeated
+test sessions cost a header read per file. A cold build takes a few seconds, mostly the
+full-size CLIP-L (~236 MB) and the VAE encoder (~71 MB together with the small decoder).
+"""
+
+import argparse
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from .clip_l import write_clip_l
+from .controlnet import UNION_PRO, UNION_PRO2, write_controlnet
+from .flux import TinyFluxConfig, write_flux
+from .lora import write_lora
+from .pulid import write_pulid
+from .vae import write_vae
+
+log = logging.getLogger(__name__)
+
+FILES = {
+    "flux": "diffusion_models/flux1-dev.safetensors",
+    "clip_l": "text_encoders/clip_l.safetensors",
+    "vae": "vae/ae.safetensors",
+    "lora": "loras/identity_lora.safetensors",
+    "controlnet_union_pro": "controlnet/flux_union_pro.safetensors",
+    "controlnet_union_pro2": "controlnet/flux_union_pro2.safetensors",
+    "pulid": "pulid/pulid_flux_v0.9.1.safetensors",
+    "eva": "clip/EVA02_CLIP_L_336_psz14_s6B.safetensors",
+}
+GENERATED = tuple(k for k in FILES if k != "eva")
+
+
+def build_tiny_models(models_dir, *, include=None, eva_source=None, seed: int = 0) -> dict[str, Path]:
+    """Write the tiny models into ``models_dir``; return ``{name: path}`` for every file handled.
+
+    ``include``: names from :data:`FILES` (default: every generated model, plus ``eva`` when
+    ``eva_source`` is given). ``eva_source``: an EVA02-CLIP file to copy (e.g. the golden tiny
+    ``eva.safetensors``); required if ``eva`` is asked for explicitly. Each model gets its own
+    seed derived from ``seed`` so that no two files share tensors.
+    """
+    models_dir = Path(models_dir)
+    if include is None:
+        names = list(GENERATED) + (["eva"] if eva_source is not None else [])
+    else:
+        names = list(dict.fromkeys(include))
+        unknown = [n for n in names if n not in FILES]
+        if unknown:
+            raise ValueError(f"unknown tiny model(s) {unknown}; choose from {sorted(FILES)}")
+    if "eva" in names and eva_source is None:
+        raise ValueError("the 'eva' file is a copy of an existing EVA02-CLIP file: pass eva_source=<path>")
+
+    flux = TinyFluxConfig()
+    writers = {
+        "flux": lambda p: write_flux(p, flux, seed=seed),
+        "clip_l": lambda p: write_clip_l(p, seed=seed + 1),
+        "vae": lambda p: write_vae(p, seed=seed + 2),
+        "lora": lambda p: write_lora(p, flux, seed=seed + 3),
+        "controlnet_union_pro": lambda p: write_controlnet(p, UNION_PRO, seed=seed + 4),
+        "controlnet_union_pro2": lambda p: write_controlnet(p, UNION_PRO2, seed=seed + 5),
+        "pulid": lambda p: write_pulid(p, seed=seed + 6),
+        "eva": lambda p: copy_if_changed(Path(eva_source), p),
+    }
+    manifest = {}
+    for name in names:
+        manifest[name] = Path(writers[name](models_dir / FILES[name]))
+    return manifest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def copy_if_changed(source: Path, dest: Path) -> Path:
+    """Copy ``source`` to ``dest`` unless ``dest`` already has the same bytes."""
+    if not source.is_file():
+        raise FileNotFoundError(f"EVA02-CLIP source file {source} does not exist")
+    if dest.is_file() and dest.stat().st_size == source.stat().st_size and _sha256(dest) == _sha256(source):
+        log.debug("tiny eva: reusing %s", dest)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    log.info("tiny eva: copied %s -> %s", source, dest)
+    return dest
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pulid_flux.tiny.build",
+                                     description="Write tiny random-weight Flux/PuLID models into a ComfyUI models folder.")
+    parser.add_argument("models_dir")
+    parser.add_argument("--only", nargs="+", choices=sorted(FILES), help="build only these files")
+    parser.add_argument("--eva", help="EVA02-CLIP file to copy into clip/ (e.g. the golden tiny eva.safetensors)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    manifest = build_tiny_models(args.models_dir, include=args.only, eva_source=args.eva, seed=args.seed)
+    for name, path in manifest.items():
+        log.info("%-22s %s", name, path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
