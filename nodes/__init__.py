@@ -2,12 +2,12 @@
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from . import identity, pose, pulid
+from . import face, identity, pose, pulid
 from .paths import register_model_folders
 
 register_model_folders()
 
-NODE_MODULES = [pulid, identity, pose]
+NODE_MODULES = [pulid, face, identity, pose]
 
 
 class PulidStudioExtension(ComfyExtension):
