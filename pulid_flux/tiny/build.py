@@ -8,7 +8,7 @@ have, so a real ComfyUI pointed at ``models_dir`` (``--base-directory`` or an
 name                              file (relative to ``models_dir``)           ComfyUI loader
 ================================  ==========================================  ========================
 ``flux``                          diffusion_models/flux1-dev.safetensors      UNETLoader
-``clip_l``                        text_encoders/clip_l.safetensors            CLIPLoader type flux
+``clip_l``                        text_encoders/clip_l.safetensors            CLIPLoader (*)
 ``vae``                           vae/ae.safetensors                          VAELoader
 ``lora``                          loras/identity_lora.safetensors             LoraLoaderModelOnly
 ``controlnet_union_pro``          controlnet/flux_union_pro.safetensors       ControlNetLoader
@@ -16,6 +16,8 @@ name                              file (relative to ``models_dir``)           Co
 ``pulid``                         pulid/pulid_flux_v0.9.1.safetensors         (this pack)
 ``eva``                           clip/EVA02_CLIP_L_336_psz14_s6B.safetensors (this pack; a copy)
 ================================  ==========================================  ========================
+
+(*) ``type="stable_diffusion"`` then ``CLIPTextEncode`` + ``FluxGuidance``; see :mod:`.clip_l`.
 
 Files already written from the same configuration are reused (see :mod:`.files`), so repeated
 test sessions cost a header read per file. A cold build takes a few seconds, mostly the
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from .clip_l import write_clip_l
 from .controlnet import UNION_PRO, UNION_PRO2, write_controlnet
-from .flux import TinyFluxConfig, write_flux
+from .flux import TINY_FLUX, write_flux
 from .lora import write_lora
 from .pulid import write_pulid
 from .vae import write_vae
@@ -70,7 +72,7 @@ def build_tiny_models(models_dir, *, include=None, eva_source=None, seed: int = 
     if "eva" in names and eva_source is None:
         raise ValueError("the 'eva' file is a copy of an existing EVA02-CLIP file: pass eva_source=<path>")
 
-    flux = TinyFluxConfig()
+    flux = TINY_FLUX
     writers = {
         "flux": lambda p: write_flux(p, flux, seed=seed),
         "clip_l": lambda p: write_clip_l(p, seed=seed + 1),

@@ -9,19 +9,23 @@ It has to be the real size (12 layers, width 768, MLP 3072, vocabulary 49408, 77
 ``sd1_clip_config.json`` and only adapts the number of positions to the file, so a narrower or
 shallower file fails to load or leaves layers uninitialised.
 
-Loading it for Flux (checked against ComfyUI 0.33, ``comfy/sd.py: load_text_encoder_state_dicts``):
+Loading it for Flux (checked against ComfyUI 0.33, ``comfy/sd.py: load_text_encoder_state_dicts``,
+in-process and through a real server prompt):
 
-* ``CLIPLoader`` with ``type="flux"`` **or** ``type="stable_diffusion"`` (a single file). A lone
-  CLIP-L is detected as ``TEModel.CLIP_L`` and, for every type except ``sd3``/``hidream``, is built
-  as ``sd1_clip.SD1ClipModel``; both types give identical conditioning: tokens (B, 77, 768) plus a
-  768-d ``pooled_output`` (the projected EOS token), which is exactly what a Flux with
-  ``context_in_dim = vec_in_dim = 768`` consumes (``y`` = pooled, guidance from ``FluxGuidance``).
+* Node graph: ``CLIPLoader`` with ``type="stable_diffusion"`` (the default). The node offers no
+  ``"flux"`` type (only ``"flux2"``, which is another model). A lone CLIP-L is detected as
+  ``TEModel.CLIP_L`` and built as ``sd1_clip.SD1ClipModel`` for every type except
+  ``sd3``/``hidream``; the conditioning is tokens (B, 77, 768) plus a 768-d ``pooled_output`` (the
+  projected EOS token), exactly what a Flux with ``context_in_dim = vec_in_dim = 768`` consumes
+  (``y`` = pooled; guidance from ``FluxGuidance``).
+* In-process: ``comfy.sd.load_clip([path], clip_type=CLIPType.FLUX)`` or ``STABLE_DIFFUSION`` give
+  the same ``SD1ClipModel`` and identical conditioning.
 * Encode with the plain ``CLIPTextEncode`` (+ ``FluxGuidance``). ``CLIPTextEncodeFlux`` does not work
   with it: that node also asks the tokenizer for ``t5xxl`` tokens, which a CLIP-L-only tokenizer
   does not produce.
-* ``DualCLIPLoader(type="flux")`` needs a real T5-XXL as its second file (giving 4096-d tokens, which
-  the 768-wide tiny Flux cannot take); passing this file twice leaves T5 unloaded. It is therefore
-  not usable with the tiny models.
+* ``DualCLIPLoader(type="flux")`` is not usable: it needs a real T5-XXL as its second file (4096-d
+  tokens, which the 768-wide tiny Flux cannot take); given this file twice it routes both to CLIP-L
+  and leaves a full-size, uninitialised T5-XXL (9 GB, non-finite output).
 """
 
 from dataclasses import dataclass

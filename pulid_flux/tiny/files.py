@@ -13,8 +13,9 @@ import logging
 import os
 import struct
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -47,9 +48,9 @@ def read_header(path: Path) -> dict | None:
             if header_len > min(size - 8, 100 * 2 ** 20):
                 return None
             header = json.loads(f.read(header_len))
-    except (OSError, ValueError):
+        data_end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
         return None
-    data_end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     if size != 8 + header_len + data_end:
         return None
     return header
@@ -123,6 +124,4 @@ def ensure_file(path, kind: str, config: dict, seed: int, dtype: torch.dtype,
 
 def config_dict(config) -> dict:
     """A dataclass configuration as plain JSON-able values, for the fingerprint."""
-    from dataclasses import asdict
-
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}

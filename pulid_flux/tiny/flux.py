@@ -60,6 +60,9 @@ class TinyFluxConfig:
         return int(self.hidden_size * self.mlp_ratio)
 
 
+TINY_FLUX = TinyFluxConfig()
+
+
 def _embedder(t: SeededTensors, prefix: str, hidden: int, in_dim: int) -> None:
     t.linear(f"{prefix}.in_layer", hidden, in_dim)
     t.linear(f"{prefix}.out_layer", hidden, hidden)
@@ -86,7 +89,7 @@ def _single_block(t: SeededTensors, prefix: str, c: TinyFluxConfig) -> None:
     t.linear(f"{prefix}.modulation.lin", 3 * h, h, gain=c.modulation_gain)
 
 
-def flux_state_dict(config: TinyFluxConfig = TinyFluxConfig(), seed: int = 0,
+def flux_state_dict(config: TinyFluxConfig = TINY_FLUX, seed: int = 0,
                     dtype: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
     c = config
     h = c.hidden_size
@@ -106,7 +109,7 @@ def flux_state_dict(config: TinyFluxConfig = TinyFluxConfig(), seed: int = 0,
     return t.tensors
 
 
-def write_flux(path, config: TinyFluxConfig = TinyFluxConfig(), seed: int = 0,
+def write_flux(path, config: TinyFluxConfig = TINY_FLUX, seed: int = 0,
                dtype: torch.dtype = torch.bfloat16):
     """Write (or reuse) a tiny ``flux1-dev.safetensors``; returns its path."""
     return ensure_file(path, "flux", config_dict(config), seed, dtype,

@@ -64,9 +64,9 @@ def _save(model, path) -> Path:
 
 def build_detector(path, *, fixed_input: bool = False, batched: bool = False) -> Path:
     """Write the synthetic SCRFD detector (see the module docstring)."""
-    onnx, TensorProto, helper, numpy_helper = _onnx()
-    const = lambda name, value: numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)  # noqa: E731
-    ints = lambda name, value: numpy_helper.from_array(np.asarray(value, dtype=np.int64), name)  # noqa: E731
+    _, TensorProto, helper, numpy_helper = _onnx()
+    const = lambda name, value: numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
+    ints = lambda name, value: numpy_helper.from_array(np.asarray(value, dtype=np.int64), name)
     size = 640 if fixed_input else None
     x_shape = [1, 3, size, size] if fixed_input else [1, 3, "?", "?"]
     inits = [ints("c0", [0]), ints("c1", [1]), ints("c2", [2]), ints("c3", [3]), ints("ax1", [1]), ints("ax4", [4]),
@@ -128,7 +128,7 @@ def recognizer_matrix(seed: int = 0) -> np.ndarray:
 
 def build_recognizer(path, *, seed: int = 0, in_graph_norm: bool = False) -> Path:
     """Write the synthetic ArcFace recognizer (see the module docstring)."""
-    onnx, TensorProto, helper, numpy_helper = _onnx()
+    _, TensorProto, helper, numpy_helper = _onnx()
     inits = [numpy_helper.from_array(recognizer_matrix(seed), "fc_weight")]
     nodes, source = [], "input.1"
     if in_graph_norm:
@@ -188,5 +188,5 @@ def paint_faces(width: int, height: int, cells, det_size: int = 640) -> np.ndarr
     for col, row in cells:
         x0, y0 = (col * FIRING_STRIDE) / scale, (row * FIRING_STRIDE) / scale
         x1, y1 = ((col + 1) * FIRING_STRIDE) / scale, ((row + 1) * FIRING_STRIDE) / scale
-        image[int(round(y0)):int(round(y1)), int(round(x0)):int(round(x1))] = FACE_RGB
+        image[round(y0):round(y1), round(x0):round(x1)] = FACE_RGB
     return image

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from .files import config_dict, ensure_file
-from .flux import TinyFluxConfig
+from .flux import TINY_FLUX, TinyFluxConfig
 from .random_weights import SeededTensors
 
 PREFIX = "transformer."
@@ -33,7 +33,10 @@ class TinyLoraConfig:
     b_std: float = 0.1
 
 
-def lora_targets(flux: TinyFluxConfig = TinyFluxConfig()) -> dict[str, tuple[int, int]]:
+TINY_LORA = TinyLoraConfig()
+
+
+def lora_targets(flux: TinyFluxConfig = TINY_FLUX) -> dict[str, tuple[int, int]]:
     """diffusers module name -> (out_features, in_features) for every module ai-toolkit trains."""
     h, mlp = flux.hidden_size, flux.mlp_hidden
     targets: dict[str, tuple[int, int]] = {}
@@ -56,17 +59,17 @@ def lora_targets(flux: TinyFluxConfig = TinyFluxConfig()) -> dict[str, tuple[int
     return targets
 
 
-def lora_state_dict(flux: TinyFluxConfig = TinyFluxConfig(), config: TinyLoraConfig = TinyLoraConfig(),
+def lora_state_dict(flux: TinyFluxConfig = TINY_FLUX, config: TinyLoraConfig = TINY_LORA,
                     seed: int = 0, dtype: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
     t = SeededTensors(seed, dtype)
     for module, (out_f, in_f) in lora_targets(flux).items():
         key = PREFIX + module
-        t.normal(f"{key}.lora_A.weight", (config.rank, in_f), in_f ** -0.5)
-        t.normal(f"{key}.lora_B.weight", (out_f, config.rank), config.b_std)
+        t.draw(f"{key}.lora_A.weight", (config.rank, in_f), in_f ** -0.5)
+        t.draw(f"{key}.lora_B.weight", (out_f, config.rank), config.b_std)
     return t.tensors
 
 
-def write_lora(path, flux: TinyFluxConfig = TinyFluxConfig(), config: TinyLoraConfig = TinyLoraConfig(),
+def write_lora(path, flux: TinyFluxConfig = TINY_FLUX, config: TinyLoraConfig = TINY_LORA,
                seed: int = 0, dtype: torch.dtype = torch.bfloat16):
     """Write (or reuse) a tiny ai-toolkit-style Flux LoRA; returns its path."""
     return ensure_file(path, "flux_lora_aitoolkit", {"flux": config_dict(flux), "lora": config_dict(config)},

@@ -44,6 +44,9 @@ class TinyPulidConfig:
             raise ValueError(f"IDFormer depth {self.depth} must be a multiple of its {self.num_scales} scales")
 
 
+TINY_PULID = TinyPulidConfig()
+
+
 def _mapping(t: SeededTensors, prefix: str, in_dim: int, hidden: int, out_dim: int) -> None:
     # Indices of the official nn.Sequential: Linear, LayerNorm, LeakyReLU, Linear, LayerNorm, LeakyReLU, Linear.
     t.linear(f"{prefix}.0", hidden, in_dim)
@@ -55,8 +58,8 @@ def _mapping(t: SeededTensors, prefix: str, in_dim: int, hidden: int, out_dim: i
 
 def _idformer(t: SeededTensors, c: TinyPulidConfig) -> None:
     p = "pulid_encoder"
-    t.normal(f"{p}.latents", (1, c.num_queries, c.dim), c.dim ** -0.5)
-    t.normal(f"{p}.proj_out", (c.dim, c.token_dim), c.dim ** -0.5)
+    t.draw(f"{p}.latents", (1, c.num_queries, c.dim), c.dim ** -0.5)
+    t.draw(f"{p}.proj_out", (c.dim, c.token_dim), c.dim ** -0.5)
     for i in range(c.depth):
         attn, ff = f"{p}.layers.{i}.0", f"{p}.layers.{i}.1"
         t.norm(f"{attn}.norm1", c.dim)
@@ -82,7 +85,7 @@ def _adapters(t: SeededTensors, c: TinyPulidConfig) -> None:
         t.linear(f"{p}.to_out", c.ca_dim, c.ca_inner, bias=False, gain=0.5)
 
 
-def pulid_state_dict(config: TinyPulidConfig = TinyPulidConfig(), seed: int = 0,
+def pulid_state_dict(config: TinyPulidConfig = TINY_PULID, seed: int = 0,
                      dtype: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
     t = SeededTensors(seed, dtype)
     _idformer(t, config)
@@ -90,7 +93,7 @@ def pulid_state_dict(config: TinyPulidConfig = TinyPulidConfig(), seed: int = 0,
     return t.tensors
 
 
-def write_pulid(path, config: TinyPulidConfig = TinyPulidConfig(), seed: int = 0,
+def write_pulid(path, config: TinyPulidConfig = TINY_PULID, seed: int = 0,
                 dtype: torch.dtype = torch.bfloat16):
     """Write (or reuse) a tiny ``pulid_flux_v0.9.1.safetensors``; returns its path."""
     return ensure_file(path, "pulid_flux", config_dict(config), seed, dtype,

@@ -28,7 +28,7 @@ class SeededTensors:
         digest = hashlib.sha256(f"{self.seed}:{key}".encode()).digest()
         return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
 
-    def normal(self, key: str, shape, std: float, mean: float = 0.0) -> torch.Tensor:
+    def draw(self, key: str, shape, std: float, mean: float = 0.0) -> torch.Tensor:
         """Values with the given mean and standard deviation (uniformly distributed).
 
         Uniform rather than Gaussian because drawing it is several times faster (the full-size
@@ -51,23 +51,23 @@ class SeededTensors:
     # -- layers -------------------------------------------------------------------------------
     def linear(self, prefix: str, out_features: int, in_features: int, *, bias: bool = True,
                gain: float = 1.0) -> None:
-        self.normal(f"{prefix}.weight", (out_features, in_features), gain / math.sqrt(in_features))
+        self.draw(f"{prefix}.weight", (out_features, in_features), gain / math.sqrt(in_features))
         if bias:
-            self.normal(f"{prefix}.bias", (out_features,), 0.02)
+            self.draw(f"{prefix}.bias", (out_features,), 0.02)
 
     def conv(self, prefix: str, out_channels: int, in_channels: int, kernel: int, *, gain: float = 1.0) -> None:
         fan_in = in_channels * kernel * kernel
-        self.normal(f"{prefix}.weight", (out_channels, in_channels, kernel, kernel), gain / math.sqrt(fan_in))
-        self.normal(f"{prefix}.bias", (out_channels,), 0.02)
+        self.draw(f"{prefix}.weight", (out_channels, in_channels, kernel, kernel), gain / math.sqrt(fan_in))
+        self.draw(f"{prefix}.bias", (out_channels,), 0.02)
 
     def norm(self, prefix: str, dim: int, *, bias: bool = True, weight_name: str = "weight") -> None:
         """LayerNorm/GroupNorm/RMSNorm gains close to 1 (and biases close to 0)."""
-        self.normal(f"{prefix}.{weight_name}", (dim,), 0.02, mean=1.0)
+        self.draw(f"{prefix}.{weight_name}", (dim,), 0.02, mean=1.0)
         if bias:
-            self.normal(f"{prefix}.bias", (dim,), 0.02)
+            self.draw(f"{prefix}.bias", (dim,), 0.02)
 
     def embedding(self, key: str, rows: int, dim: int, std: float = 0.02) -> None:
-        self.normal(key, (rows, dim), std)
+        self.draw(key, (rows, dim), std)
 
 
 def _to_torch(values: np.ndarray, dtype: torch.dtype) -> torch.Tensor:

@@ -37,6 +37,9 @@ class TinyVaeConfig:
             raise ValueError(f"decoder_ch must be a multiple of {GROUPS} (GroupNorm groups); got {self.decoder_ch}")
 
 
+TINY_VAE = TinyVaeConfig()
+
+
 def _resnet(t: SeededTensors, prefix: str, c_in: int, c_out: int) -> None:
     t.norm(f"{prefix}.norm1", c_in)
     t.conv(f"{prefix}.conv1", c_out, c_in, 3)
@@ -92,7 +95,7 @@ def _decoder(t: SeededTensors, cfg: TinyVaeConfig) -> None:
     t.conv("decoder.conv_out", cfg.image_channels, block_in, 3)
 
 
-def vae_state_dict(config: TinyVaeConfig = TinyVaeConfig(), seed: int = 0,
+def vae_state_dict(config: TinyVaeConfig = TINY_VAE, seed: int = 0,
                    dtype: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
     t = SeededTensors(seed, dtype)
     _encoder(t, config)
@@ -100,7 +103,7 @@ def vae_state_dict(config: TinyVaeConfig = TinyVaeConfig(), seed: int = 0,
     return t.tensors
 
 
-def write_vae(path, config: TinyVaeConfig = TinyVaeConfig(), seed: int = 0, dtype: torch.dtype = torch.bfloat16):
+def write_vae(path, config: TinyVaeConfig = TINY_VAE, seed: int = 0, dtype: torch.dtype = torch.bfloat16):
     """Write (or reuse) a tiny Flux ``ae.safetensors``; returns its path."""
     return ensure_file(path, "flux_vae", config_dict(config), seed, dtype,
                        lambda: vae_state_dict(config, seed, dtype), source=__file__)

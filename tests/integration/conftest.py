@@ -28,8 +28,12 @@ def comfy(comfyui_path):
 @pytest.fixture(scope="session")
 def tiny_models(comfyui_path, tmp_path_factory, golden_dir):
     """Tiny random-weight models in the users' file formats, in a ComfyUI models tree."""
+    import os
+    import tempfile
+
     from pulid_flux.tiny import build_tiny_models
-    models = tmp_path_factory.mktemp("models")
+    # Files are fingerprinted and written atomically, so sessions can share (and reuse) one folder.
+    models = Path(os.environ.get("PULID_STUDIO_TINY_MODELS", Path(tempfile.gettempdir()) / "pulid_studio_tiny_models"))
     build_tiny_models(models, eva_source=golden_dir / "eva.safetensors")
     return models
 

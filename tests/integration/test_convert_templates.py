@@ -1,0 +1,236 @@
+"""Our UI -> API conversion against the real frontend's, over ComfyUI's official template library.
+
+Starts a real ComfyUI (COMFYUI_PATH, CPU, --disable-api-nodes) for its /object_info and web
+frontend, loads the page in headless Chromium (Playwright driving /usr/bin/chromium, or
+$PULID_STUDIO_CHROMIUM) and, for every template of the installed ``comfyui-workflow-templates``
+whose node types the server knows, compares ``api_client.ui_to_api`` with the frontend's own
+``await app.loadGraphData(wf); await app.graphToPrompt()`` (serialised with JSON.stringify, as
+``api.queuePrompt`` does). Class types and inputs must agree for >= 99 % of those templates; a
+JSON report of every mismatch is written to $PULID_STUDIO_REPORT_DIR (default: a pytest temp dir).
+
+Both sides resolve ``{a|b}`` dynamic-prompt choices with a random source fixed to 0, so those
+templates compare exactly. The frontend outputs are computed once per run (module fixture).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from api_client import ui_to_api
+from api_client.convert import VIRTUAL_TYPES, referenced_node_types
+from api_client.local_server import LocalComfyUI
+from api_client.node_info import parse_object_info
+
+log = logging.getLogger(__name__)
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+AGREEMENT_REQUIRED = 0.99
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+LOAD_AND_CONVERT_JS = """
+async (wf) => {
+  const app = window.app;
+  const realRandom = Math.random;
+  Math.random = () => 0;  // deterministic {a|b} choices (the first option), matching ZeroRandom below
+  try {
+    await app.loadGraphData(wf, true, false, null, {skipAssetScans: true, silentAssetErrors: true, deferWarnings: true});
+    const result = await app.graphToPrompt();
+    return JSON.stringify(result.output);
+  } finally {
+    Math.random = realRandom;
+  }
+}
+"""
+CREATE_NODES_JS = """
+() => {
+  const LG = window.LiteGraph, out = {};
+  for (const type of Object.keys(LG.registered_node_types)) {
+    try {
+      const node = LG.createNode(type);
+      if (!node) continue;
+      out[type] = (node.widgets || []).map(w => [w.name, w.serialize !== false, !(w.options && w.options.serialize === false)]);
+    } catch (e) { out[type] = String(e); }
+  }
+  return out;
+}
+"""
+
+
+class ZeroRandom:
+    """``random()`` always 0: pick the first ``{a|b}`` option, like the patched Math.random."""
+
+    @staticmethod
+    def random() -> float:
+        return 0.0
+
+
+def _templates_dir() -> Path:
+    spec = importlib.util.find_spec("comfyui_workflow_templates_json")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("comfyui-workflow-templates is not installed (it comes with ComfyUI's requirements)")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "templates"
+    if not folder.is_dir():
+        pytest.skip(f"no templates folder in {folder.parent}")
+    return folder
+
+
+def _chromium() -> str:
+    candidate = os.environ.get("PULID_STUDIO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not candidate or not Path(candidate).exists():
+        pytest.skip("headless Chromium not found (apt-get install chromium, or set PULID_STUDIO_CHROMIUM)")
+    return candidate
+
+
+@pytest.fixture(scope="module")
+def template_server(comfyui_path, tmp_path_factory):
+    server = LocalComfyUI(comfyui_path, base_directory=tmp_path_factory.mktemp("templates_comfy"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def server_object_info(template_server) -> dict:
+    return requests.get(template_server.url + "/object_info", timeout=60).json()
+
+
+@pytest.fixture(scope="module")
+def templates() -> dict[str, dict]:
+    found = {}
+    for path in sorted(_templates_dir().glob("*.json")):
+        if path.name.startswith("index"):
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("nodes"), list):
+            found[path.name] = data
+    assert len(found) > 100, f"expected the ~500 official templates, found {len(found)}"
+    return found
+
+
+@pytest.fixture(scope="module")
+def frontend_page(template_server):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the Python 'playwright' package drives Chromium")
+    executable = _chromium()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page()
+        page.goto(template_server.url + "/", wait_until="load", timeout=120_000)
+        page.wait_for_function("() => window.app && window.app.graph && window.app.canvas", timeout=120_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def frontend_outputs(frontend_page, templates, server_object_info) -> dict[str, dict]:
+    """The frontend's prompt (or its error) for every template the server can run, computed once."""
+    known = set(server_object_info) | VIRTUAL_TYPES
+    outputs = {}
+    started = time.monotonic()
+    for name, workflow in templates.items():
+        if not referenced_node_types(workflow) <= known:
+            continue
+        try:
+            outputs[name] = {"ok": True, "prompt": json.loads(frontend_page.evaluate(LOAD_AND_CONVERT_JS, workflow))}
+        except Exception as exc:  # the frontend itself failing is recorded, not fatal
+            outputs[name] = {"ok": False, "error": str(exc)[:500]}
+    log.info("frontend converted %d templates in %.0fs", len(outputs), time.monotonic() - started)
+    return outputs
+
+
+def _report_dir(tmp_path_factory) -> Path:
+    target = os.environ.get("PULID_STUDIO_REPORT_DIR")
+    folder = Path(target) if target else tmp_path_factory.mktemp("reports")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _differences(ours: dict, theirs: dict) -> list[str]:
+    diffs = []
+    for node_id in sorted(set(ours) | set(theirs)):
+        if node_id not in ours:
+            diffs.append(f"node {node_id} ({theirs[node_id].get('class_type')}) only in the frontend's prompt")
+            continue
+        if node_id not in theirs:
+            diffs.append(f"node {node_id} ({ours[node_id].get('class_type')}) only in ours")
+            continue
+        a, b = ours[node_id], theirs[node_id]
+        if a.get("class_type") != b.get("class_type"):
+            diffs.append(f"node {node_id}: class {a.get('class_type')} vs frontend {b.get('class_type')}")
+            continue
+        ia, ib = a.get("inputs", {}), b.get("inputs", {})
+        for name in sorted(set(ia) | set(ib)):
+            if ia.get(name, "<absent>") != ib.get(name, "<absent>"):
+                diffs.append(f"node {node_id} ({a['class_type']}).{name}: ours {json.dumps(ia.get(name, '<absent>'))[:120]}"
+                             f" vs frontend {json.dumps(ib.get(name, '<absent>'))[:120]}")
+    return diffs
+
+
+def test_fixture_object_info_is_still_what_the_server_says(server_object_info):
+    """tests/data/object_info_min.json (used by the unit tests) must match the live server."""
+    fixture = json.loads((DATA / "object_info_min.json").read_text())
+    stale = [name for name, info in fixture.items() if server_object_info.get(name) != info]
+    assert not stale, f"regenerate tests/data/object_info_min.json: these classes changed: {stale}"
+
+
+def test_widget_layouts_match_the_frontend(frontend_page, server_object_info):
+    """For every node class: the widgets we derive from /object_info are the frontend's widgets."""
+    created = frontend_page.evaluate(CREATE_NODES_JS)
+    specs = parse_object_info(server_object_info)
+    mismatches = {}
+    for class_type, spec in specs.items():
+        theirs = created.get(class_type)
+        if not isinstance(theirs, list):
+            mismatches[class_type] = f"frontend could not create it: {theirs}"
+            continue
+        ours = [[w.name, w.in_values, w.in_prompt] for w in spec.widget_layout() if w.in_values or w.in_prompt]
+        theirs = [w for w in theirs if w[1] or w[2]]
+        if ours != theirs:
+            mismatches[class_type] = {"ours": ours, "frontend": theirs}
+    assert len(specs) > 300
+    assert not mismatches, json.dumps(mismatches, indent=1)[:4000]
+
+
+def test_templates_convert_like_the_frontend(templates, frontend_outputs, server_object_info, tmp_path_factory):
+    compared = agreed = title_agreed = 0
+    report = {"mismatches": {}, "frontend_errors": {}, "our_errors": {}}
+    for name, frontend in sorted(frontend_outputs.items()):
+        if not frontend["ok"]:
+            report["frontend_errors"][name] = frontend["error"]
+            continue
+        compared += 1
+        try:
+            ours = json.loads(json.dumps(ui_to_api(templates[name], server_object_info, rng=ZeroRandom())))
+        except Exception as exc:
+            report["our_errors"][name] = f"{type(exc).__name__}: {exc}"
+            continue
+        theirs = frontend["prompt"]
+        diffs = _differences(ours, theirs)
+        if diffs:
+            report["mismatches"][name] = diffs
+            continue
+        agreed += 1
+        if all(ours[k].get("_meta") == theirs[k].get("_meta") for k in ours):
+            title_agreed += 1
+    agreement = agreed / compared if compared else 0.0
+    report.update(templates_installed=len(templates), templates_compared=compared, agreed=agreed,
+                  agreement=round(agreement, 4), titles_agreed=title_agreed,
+                  object_info_sha256=hashlib.sha256(json.dumps(server_object_info, sort_keys=True).encode()).hexdigest())
+    path = _report_dir(tmp_path_factory) / "convert_templates_report.json"
+    path.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    log.warning("template conversion agreement %d/%d = %.2f%% (report: %s)", agreed, compared, 100 * agreement, path)
+    assert compared >= 100, f"only {compared} templates could be compared; see {path}"
+    assert agreement >= AGREEMENT_REQUIRED, (
+        f"{agreed}/{compared} templates agree ({100 * agreement:.1f}%); first mismatches: "
+        + json.dumps(dict(list(report["mismatches"].items())[:3]) or report["our_errors"], indent=1)[:3000]
+    )
