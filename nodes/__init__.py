@@ -2,12 +2,12 @@
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from . import face, identity, pose, pulid
+from . import face, identity, pose, pulid, scoring
 from .paths import register_model_folders
 
 register_model_folders()
 
-NODE_MODULES = [pulid, face, identity, pose]
+NODE_MODULES = [pulid, face, identity, pose, scoring]
 
 
 class PulidStudioExtension(ComfyExtension):

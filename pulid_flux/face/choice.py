@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..errors import NoFaceError
 from .faces import Face
 
@@ -45,3 +47,19 @@ def choose_face(faces: Sequence[Face], order: str = "largest", index: int = 0, *
         raise ValueError(f"face index {index} asked for {source}, but only {len(ordered)} face(s) were found "
                          f"(valid indices 0..{len(ordered) - 1}, ordered {order})")
     return ordered[index]
+
+
+def match_face(target: Face, candidates: Sequence[Face], tolerance: float = 0.35) -> Face | None:
+    """The face of ``candidates`` (another engine's detections) that is ``target``, or None.
+
+    Faces match when their keypoints are on average within ``tolerance`` x the target's eye
+    distance of each other; the closest such face wins. Engines place keypoints a little
+    differently, but another person is always more than an eye distance away.
+    """
+    if not candidates:
+        return None
+    eye_distance = float(np.linalg.norm(target.kps[1] - target.kps[0]))
+    scale = max(eye_distance, 0.25 * np.sqrt(max(target.area, 0.0)), 1.0)
+    distances = [float(np.linalg.norm(c.kps - target.kps, axis=1).mean()) for c in candidates]
+    best = int(np.argmin(distances))
+    return candidates[best] if distances[best] <= tolerance * scale else None

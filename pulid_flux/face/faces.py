@@ -79,6 +79,11 @@ class FaceEngine(ABC):
         """Engine and model identification, e.g. ``insightface:antelopev2``."""
 
     @property
+    def fingerprint(self) -> str:
+        """The model and every setting that changes results (a cache key component)."""
+        return self.name
+
+    @property
     @abstractmethod
     def embedding_size(self) -> int:
         """Length of the recognizer's vector (512 for glintr100/w600k_r50, 128 for dlib)."""

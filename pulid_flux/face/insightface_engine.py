@@ -147,12 +147,18 @@ class InsightFaceEngine(FaceEngine):
                  f"; not loaded: {', '.join(skipped)}" if skipped else "")
 
     @classmethod
-    def from_root(cls, root, pack: str = DEFAULT_PACK, **options) -> "InsightFaceEngine":
+    def from_root(cls, root, pack: str = DEFAULT_PACK, **options) -> InsightFaceEngine:
         return cls(find_pack_dir(root, pack), **options)
 
     @property
     def name(self) -> str:
         return f"insightface:{self.pack_dir.name}"
+
+    @property
+    def fingerprint(self) -> str:
+        d = self.detector
+        return (f"{self.name}|{self.pack_dir.resolve()}|det {d.input_size} thr {d.det_thresh} nms {d.nms_thresh}|"
+                f"{self.files['detection'].name}+{self.files['recognition'].name}")
 
     @property
     def embedding_size(self) -> int:
@@ -174,5 +180,11 @@ class InsightFaceEngine(FaceEngine):
         return self.recognizer.embed([as_rgb_uint8(crop, "aligned face crop")])[0]
 
 
-__all__ = ["InsightFaceEngine", "find_pack_dir", "route_pack", "classify_model", "select_providers",
-           "LICENSE_NOTE"]
+__all__ = [
+    "LICENSE_NOTE",
+    "InsightFaceEngine",
+    "classify_model",
+    "find_pack_dir",
+    "route_pack",
+    "select_providers",
+]

@@ -23,13 +23,13 @@ def random_bisenet_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
         if key.endswith("num_batches_tracked"):
             state[key] = torch.zeros((), dtype=torch.long)
         elif ref.ndim == 4:
-            state[key] = st.normal(key, ref.shape, math.sqrt(2.0 / ref[0].numel()))
+            state[key] = st.draw(key, ref.shape, math.sqrt(2.0 / ref[0].numel()))
         elif key.endswith("running_var"):
-            state[key] = st.normal(key, ref.shape, 0.1, mean=1.0).abs_().clamp_(min=0.5)
+            state[key] = st.draw(key, ref.shape, 0.1, mean=1.0).abs_().clamp_(min=0.5)
         elif key.endswith("weight"):
-            state[key] = st.normal(key, ref.shape, 0.1, mean=1.0)
+            state[key] = st.draw(key, ref.shape, 0.1, mean=1.0)
         else:  # BatchNorm bias and running_mean
-            state[key] = st.normal(key, ref.shape, 0.1)
+            state[key] = st.draw(key, ref.shape, 0.1)
     return state
 
 

@@ -31,9 +31,12 @@ import os
 import shutil
 from pathlib import Path
 
+from .bisenet import save_random_bisenet
 from .clip_l import write_clip_l
 from .controlnet import UNION_PRO, UNION_PRO2, write_controlnet
+from .eva import write_eva
 from .flux import TINY_FLUX, write_flux
+from .insightface_pack import RECOGNIZER_FILE, build_pack
 from .lora import write_lora
 from .pulid import write_pulid
 from .vae import write_vae
@@ -49,28 +52,27 @@ FILES = {
     "controlnet_union_pro2": "controlnet/flux_union_pro2.safetensors",
     "pulid": "pulid/pulid_flux_v0.9.1.safetensors",
     "eva": "clip/EVA02_CLIP_L_336_psz14_s6B.safetensors",
+    "bisenet": "facexlib/parsing_bisenet.pth",
+    "insightface": "insightface/models/antelopev2",
 }
-GENERATED = tuple(k for k in FILES if k != "eva")
+GENERATED = tuple(FILES)
 
 
 def build_tiny_models(models_dir, *, include=None, eva_source=None, seed: int = 0) -> dict[str, Path]:
     """Write the tiny models into ``models_dir``; return ``{name: path}`` for every file handled.
 
-    ``include``: names from :data:`FILES` (default: every generated model, plus ``eva`` when
-    ``eva_source`` is given). ``eva_source``: an EVA02-CLIP file to copy (e.g. the golden tiny
-    ``eva.safetensors``); required if ``eva`` is asked for explicitly. Each model gets its own
-    seed derived from ``seed`` so that no two files share tensors.
+    ``include``: names from :data:`FILES` (default: all). ``eva_source``: an EVA02-CLIP file to
+    copy (e.g. the golden tiny ``eva.safetensors``) instead of generating a random tiny tower. Each
+    model gets its own seed derived from ``seed`` so that no two files share tensors.
     """
     models_dir = Path(models_dir)
     if include is None:
-        names = list(GENERATED) + (["eva"] if eva_source is not None else [])
+        names = list(GENERATED)
     else:
         names = list(dict.fromkeys(include))
         unknown = [n for n in names if n not in FILES]
         if unknown:
             raise ValueError(f"unknown tiny model(s) {unknown}; choose from {sorted(FILES)}")
-    if "eva" in names and eva_source is None:
-        raise ValueError("the 'eva' file is a copy of an existing EVA02-CLIP file: pass eva_source=<path>")
 
     flux = TINY_FLUX
     writers = {
@@ -81,7 +83,9 @@ def build_tiny_models(models_dir, *, include=None, eva_source=None, seed: int = 
         "controlnet_union_pro": lambda p: write_controlnet(p, UNION_PRO, seed=seed + 4),
         "controlnet_union_pro2": lambda p: write_controlnet(p, UNION_PRO2, seed=seed + 5),
         "pulid": lambda p: write_pulid(p, seed=seed + 6),
-        "eva": lambda p: copy_if_changed(Path(eva_source), p),
+        "eva": lambda p: copy_if_changed(Path(eva_source), p) if eva_source else write_eva(p, seed=seed + 7),
+        "bisenet": lambda p: p if p.is_file() else save_random_bisenet(p, seed=seed + 8),
+        "insightface": lambda p: p if (p / RECOGNIZER_FILE).is_file() else build_pack(p, seed=seed + 9),
     }
     manifest = {}
     for name in names:

@@ -1,0 +1,38 @@
+"""Adapt the shipped workflows to the tiny random-weight models (tests and ``--tiny`` runs).
+
+Only what the tiny models require changes: model file names, the T5 + CLIP-L text encoder pair (a
+T5-XXL cannot be made small) for a CLIP-L alone, and the number of steps. Everything else, sizes
+and PuLID/ControlNet settings included, stays as shipped.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+from .overrides import find_nodes, rename_model, set_input
+
+#: shipped file name -> tiny file name (see pulid_flux.tiny.build.FILES)
+TINY_FILE_NAMES = {
+    "EVA02_CLIP_L_336_psz14_s6B.pt": "EVA02_CLIP_L_336_psz14_s6B.safetensors",
+}
+TINY_STEPS = 2
+
+
+def adapt_for_tiny(prompt: Mapping[str, Any], *, steps: int = TINY_STEPS) -> dict:
+    """A copy of ``prompt`` that runs on the tiny models."""
+    result = copy.deepcopy(dict(prompt))
+    for old, new in TINY_FILE_NAMES.items():
+        result, _ = rename_model(result, old, new, in_place=True)
+    for node_id in find_nodes(result, class_type="DualCLIPLoader"):
+        inputs = result[node_id]["inputs"]
+        # CLIP-L alone gives Flux-shaped conditioning (768-d tokens + pooled 768) on the tiny Flux.
+        clip_l = next((v for k, v in inputs.items() if k.startswith("clip_name") and "clip_l" in str(v)),
+                      "clip_l.safetensors")
+        result[node_id]["class_type"] = "CLIPLoader"
+        result[node_id]["inputs"] = {"clip_name": clip_l, "type": "stable_diffusion", "device": "default"}
+    for node_id in find_nodes(result, class_type="BasicScheduler"):
+        set_input(result, node_id, "steps", steps, in_place=True)
+    for node_id in find_nodes(result, class_type="KSampler"):
+        set_input(result, node_id, "steps", steps, in_place=True)
+    return result

@@ -1,0 +1,50 @@
+"""Face library: detection engines (insightface, dlib), face choice, alignment, parsing.
+
+``load_engine(name, **options)`` returns a :class:`FaceEngine` whose ``detect(image)`` gives
+:class:`Face` records (bbox, 5 keypoints, score, raw and normalised embedding). Identity encoding
+(faces -> PuLID tokens) is in :mod:`pulid_flux.face.encode`.
+
+Licences: insightface's pretrained models are for non-commercial research only; dlib's models are
+not so restricted (except the optional 68-point landmark model).
+"""
+
+from .align import (
+    ARCFACE_TEMPLATE_112,
+    FFHQ_BORDER_RGB,
+    FFHQ_TEMPLATE_512,
+    align_ffhq,
+    arcface_transform,
+    ffhq_transform,
+    norm_crop,
+    similarity_lstsq,
+    transform_points,
+)
+from .choice import FACE_ORDERS, choose_face, match_face, sort_faces
+from .engines import ENGINES, load_engine
+from .faces import KEYPOINT_NAMES, Face, FaceEngine, as_rgb_uint8
+from .parsing import BiSeNet, load_bisenet, parse_labels
+
+__all__ = [
+    "ARCFACE_TEMPLATE_112",
+    "ENGINES",
+    "FACE_ORDERS",
+    "FFHQ_BORDER_RGB",
+    "FFHQ_TEMPLATE_512",
+    "KEYPOINT_NAMES",
+    "BiSeNet",
+    "Face",
+    "FaceEngine",
+    "align_ffhq",
+    "arcface_transform",
+    "as_rgb_uint8",
+    "choose_face",
+    "ffhq_transform",
+    "load_bisenet",
+    "load_engine",
+    "match_face",
+    "norm_crop",
+    "parse_labels",
+    "similarity_lstsq",
+    "sort_faces",
+    "transform_points",
+]

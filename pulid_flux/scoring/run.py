@@ -1,0 +1,93 @@
+"""``ScoringRun``: the engines, their reference centroids and thresholds, set up once per run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..images import load_rgb
+from .engines import EngineOptions, ScoringEngine, load_scoring_engines, resolve_thresholds
+from .reference import Reference
+from .report import summarize_images
+from .score import FACE_PX_DECIMALS, ScoredImage, build_references, score_image
+
+log = logging.getLogger(__name__)
+
+FACE_PX_DEFINITION = ("sqrt of the chosen face's bounding-box area, in pixels of the image as scored; "
+                      "face_found, n_faces and face_px describe the first engine")
+
+
+def load_references(paths) -> list[tuple[str, np.ndarray]]:
+    """(path as text, RGB array) of reference photos; errors name the file."""
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if not paths:
+        raise ValueError("no reference image given; pass at least one photo of the person")
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: reference image not found")
+    return [(str(p), load_rgb(p)) for p in paths]
+
+
+@dataclass
+class ScoringRun:
+    engines: list[ScoringEngine]
+    references: dict[str, Reference]
+    thresholds: dict[str, float]
+
+    @classmethod
+    def create(cls, reference, engines=("dlib",), *, options: EngineOptions | None = None,
+               thresholds=None) -> ScoringRun:
+        """``reference``: reference photo paths, or (name, RGB uint8 array) pairs; ``engines``: specs
+        or ScoringEngines; ``thresholds``: None, one number, or {engine key: number}."""
+        engines = load_scoring_engines(list(engines), options)
+        reference = list(reference) if not isinstance(reference, (str, Path)) else [reference]
+        images = reference if reference and isinstance(reference[0], tuple) else load_references(reference)
+        run = cls(engines=engines, references=build_references(engines, images),
+                  thresholds=resolve_thresholds(engines, thresholds))
+        for key, ref in run.references.items():
+            loo = ref.self_similarity()
+            if loo:
+                log.info("reference (%s): leave-one-out similarity %s", key,
+                         ", ".join(f"{Path(k).name} {v:.3f}" for k, v in loo.items()))
+        return run
+
+    @property
+    def keys(self) -> list[str]:
+        return [e.key for e in self.engines]
+
+    @property
+    def models(self) -> dict[str, str]:
+        return {e.key: e.model for e in self.engines}
+
+    def score(self, image: np.ndarray, file: str, **meta) -> ScoredImage:
+        return ScoredImage(file=file, scores=score_image(image, self.engines, self.references, name=file), **meta)
+
+    def score_file(self, path, file: str | None = None, **meta) -> ScoredImage:
+        path = Path(path)
+        return self.score(load_rgb(path), file or path.name, path=path, **meta)
+
+    def summarize(self, images: Sequence[ScoredImage]) -> dict:
+        return summarize_images(images, self.keys, self.thresholds)
+
+    def info(self) -> dict:
+        """How the numbers were made (written as run_info.json beside the results)."""
+        return {
+            "engines": {e.key: {"spec": e.spec, "model": e.model, "embedding_size": e.engine.embedding_size,
+                                "threshold": self.thresholds[e.key],
+                                "threshold_default": e.default_threshold,
+                                "threshold_source": e.threshold_source,
+                                "license": e.engine.license_note} for e in self.engines},
+            "reference": {k: r.describe() for k, r in self.references.items()},
+            "similarity": "cosine of normalised embeddings, best-matching face vs. the reference centroid "
+                          "(mean of the reference photos' normalised largest-face embeddings, re-normalised)",
+            "face_px": FACE_PX_DEFINITION,
+            "face_px_decimals": FACE_PX_DECIMALS,
+            "std": "population standard deviation (ddof=0) over images with a face",
+            "pass_rule": "similarity >= threshold; images without a face count as fails; pass_rate is over "
+                         "all images",
+            "no_face": "excluded from count/mean/median/std/min/max; counted in no_face_rate and as a fail",
+        }
