@@ -1,13 +1,33 @@
 """PuLID-Flux Studio's framework-free library: PuLID-Flux math, face pipeline, pose, dataset, scoring.
 
-Importable without ComfyUI. The ComfyUI glue lives in the pack's ``nodes/`` package.
+Importable without ComfyUI. The ComfyUI glue lives in the pack's ``nodes/`` package. Names are
+resolved lazily, so ``import pulid_flux.pose`` (or the client's CLI) does not pay for torch.
 """
 
-from .errors import IdentityFormatError, NoFaceError, PulidError, PulidWeightsError
-from .identity import PulidIdentity, load_identity, save_identity
-from .model import PulidFlux
+import importlib
 
-__all__ = [
-    "PulidFlux", "PulidIdentity", "save_identity", "load_identity",
-    "PulidError", "PulidWeightsError", "NoFaceError", "IdentityFormatError",
-]
+_EXPORTS = {
+    "PulidFlux": ".model",
+    "PulidIdentity": ".identity",
+    "save_identity": ".identity",
+    "load_identity": ".identity",
+    "PulidError": ".errors",
+    "PulidWeightsError": ".errors",
+    "NoFaceError": ".errors",
+    "IdentityFormatError": ".errors",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pulid_flux' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

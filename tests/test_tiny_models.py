@@ -280,11 +280,23 @@ def test_build_writes_the_standard_tree_and_reuses_it(tmp_path, golden_dir):
     assert {n: os.stat(p).st_mtime_ns for n, p in again.items()} == stamps
 
 
-def test_build_rejects_unknown_names_and_eva_without_source(tmp_path):
+def test_build_rejects_unknown_names_and_missing_eva_source(tmp_path):
     with pytest.raises(ValueError, match="unknown tiny model"):
         build_tiny_models(tmp_path, include=["flux", "t5xxl"])
-    with pytest.raises(ValueError, match="eva_source"):
-        build_tiny_models(tmp_path, include=["eva"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_tiny_models(tmp_path, include=["eva"], eva_source=tmp_path / "missing.safetensors")
     assert not any(tmp_path.rglob("*.safetensors"))
+
+
+def test_generated_eva_and_face_models_load(tmp_path):
+    from pulid_flux.eva import EvaVisionTower
+    from pulid_flux.face import load_bisenet, load_engine
+    from pulid_flux.model import PulidFlux
+
+    files = build_tiny_models(tmp_path, include=["eva", "bisenet", "insightface", "pulid"])
+    tower = EvaVisionTower.from_file(files["eva"])
+    pulid = PulidFlux.from_file(files["pulid"])
+    # The tiny IDFormer reads hidden states as wide as the generated tower writes them.
+    assert tower.config.width == pulid.vit_dim and tower.config.depth == 24
+    assert load_bisenet(files["bisenet"]) is not None
+    assert load_engine("insightface", pack_dir=files["insightface"]).embedding_size == 512

@@ -22,7 +22,19 @@ from .align import (
 from .choice import FACE_ORDERS, choose_face, match_face, sort_faces
 from .engines import ENGINES, load_engine
 from .faces import KEYPOINT_NAMES, Face, FaceEngine, as_rgb_uint8
-from .parsing import BiSeNet, load_bisenet, parse_labels
+
+# The parser needs torch; detection, choice and alignment do not (scoring and dataset prep run
+# without it), so the parsing names are resolved on first use.
+_LAZY = {"BiSeNet": ".parsing", "load_bisenet": ".parsing", "parse_labels": ".parsing"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pulid_flux.face' has no attribute {name!r}")
 
 __all__ = [
     "ARCFACE_TEMPLATE_112",

@@ -7,6 +7,11 @@ pytestmark = pytest.mark.integration
 EXPECTED_NODES = {
     "PulidStudioLoadPulidFlux", "PulidStudioLoadEvaClip", "PulidStudioApplyPulidFlux",
     "PulidStudioSaveIdentity", "PulidStudioLoadIdentity",
+    "PulidStudioLoadFaceEngine", "PulidStudioLoadFaceParser", "PulidStudioEncodeIdentity",
+    "PulidStudioPoseFromBank", "PulidStudioRenderPose", "PulidStudioEditPose", "PulidStudioLoadPoseJSON",
+    "PulidStudioPoseForPrompt", "PulidStudioApplyPoseControlNet",
+    "PulidStudioScoreIdentity",
+    "PulidStudioDatasetFilter", "PulidStudioDatasetCrop", "PulidStudioDatasetCaption", "PulidStudioDatasetSave",
 }
 
 
