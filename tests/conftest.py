@@ -37,3 +37,50 @@ def comfyui_path() -> Path:
     if not (path / "main.py").is_file() or not (path / "comfy").is_dir():
         pytest.fail(f"COMFYUI_PATH={value} is not a ComfyUI checkout (no main.py / comfy/)")
     return path
+
+
+PACK_UNDER_TEST = "_pulid_studio_pack_under_test"
+
+
+@pytest.fixture(scope="session")
+def comfy(comfyui_path):
+    """ComfyUI's packages importable in this process, forced onto the CPU.
+
+    ComfyUI's model management asserts a CUDA build unless --cpu is set; under pytest its argument
+    parser is off, so the flag is set on the parsed defaults before anything imports it.
+    """
+    import sys
+
+    root = str(comfyui_path)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from comfy.cli_args import args
+    args.cpu = True
+    import comfy.model_management  # noqa: F401  (fails here, clearly, if the checkout is broken)
+    import comfy.controlnet  # noqa: F401
+    import comfy.sd  # noqa: F401
+    import comfy.utils  # noqa: F401
+    import comfy
+    return comfy
+
+
+@pytest.fixture(scope="session")
+def pack_nodes(comfy):
+    """Import one of the pack's node modules (``pack_nodes("pose")``) the way ComfyUI reaches it:
+    as a sub-package of the pack (relative imports), without registering the other modules."""
+    import importlib
+    import sys
+    import types
+
+    for name, path in ((PACK_UNDER_TEST, ROOT), (f"{PACK_UNDER_TEST}.nodes", ROOT / "nodes")):
+        if name not in sys.modules:
+            module = types.ModuleType(name)
+            module.__path__ = [str(path)]
+            sys.modules[name] = module
+
+    # What nodes/__init__.py does at ComfyUI start: the model folders the node schemas list.
+    importlib.import_module(f"{PACK_UNDER_TEST}.nodes.paths").register_model_folders()
+
+    def load(module: str):
+        return importlib.import_module(f"{PACK_UNDER_TEST}.nodes.{module}")
+    return load

@@ -3,10 +3,7 @@
 Run with COMFYUI_PATH=/path/to/ComfyUI; skipped without it.
 """
 
-import importlib
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -18,32 +15,14 @@ from pulid_flux.face import load_engine
 from pulid_flux.images import load_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "_pulid_studio_dataset_under_test"
 PHOTOS = ("obama_01.jpg", "obama_02.jpg", "biden_02.jpg", "obama_04.jpg", "lecun_01.jpg")
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def comfy(comfyui_path):
-    if str(comfyui_path) not in sys.path:
-        sys.path.insert(0, str(comfyui_path))
-    from comfy.cli_args import args
-    args.cpu = True
-    import comfy.model_management
-    import comfy.utils
-    return comfy
-
-
-@pytest.fixture(scope="module")
-def nodes(comfy):
-    """nodes/dataset.py imported as part of the pack, without running the pack's other node modules."""
-    for name, path in ((PACKAGE, ROOT), (f"{PACKAGE}.nodes", ROOT / "nodes")):
-        if name not in sys.modules:
-            module = types.ModuleType(name)
-            module.__path__ = [str(path)]
-            sys.modules[name] = module
-    return importlib.import_module(f"{PACKAGE}.nodes.dataset")
+def nodes(pack_nodes):
+    return pack_nodes("dataset")
 
 
 @pytest.fixture(scope="module")

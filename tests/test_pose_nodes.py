@@ -3,11 +3,8 @@
 Run with COMFYUI_PATH=/path/to/ComfyUI; skipped without it.
 """
 
-import importlib
 import json
 import logging
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -17,31 +14,13 @@ import torch
 from pulid_flux.pose import pose_bank
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "_pulid_studio_pose_under_test"
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def comfy(comfyui_path):
-    if str(comfyui_path) not in sys.path:
-        sys.path.insert(0, str(comfyui_path))
-    from comfy.cli_args import args
-    args.cpu = True
-    import comfy.controlnet
-    import comfy.model_management
-    return comfy
-
-
-@pytest.fixture(scope="module")
-def pose_nodes(comfy):
-    """nodes/pose.py imported as part of the pack, without running the pack's other node modules."""
-    for name, path in ((PACKAGE, ROOT), (f"{PACKAGE}.nodes", ROOT / "nodes")):
-        if name not in sys.modules:
-            module = types.ModuleType(name)
-            module.__path__ = [str(path)]
-            sys.modules[name] = module
-    return importlib.import_module(f"{PACKAGE}.nodes.pose")
+def pose_nodes(pack_nodes):
+    return pack_nodes("pose")
 
 
 @pytest.fixture(scope="module")

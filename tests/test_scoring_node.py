@@ -2,7 +2,6 @@
 
 import importlib
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +12,11 @@ from pulid_flux.images import load_rgb
 from pulid_flux.scoring import DLIB_THRESHOLD
 
 ROOT = Path(__file__).resolve().parents[1]
-PACK = "pulid_studio_pack_under_test"
 
 
 @pytest.fixture(scope="module")
-def scoring_nodes(comfyui_path):
-    if str(comfyui_path) not in sys.path:
-        sys.path.insert(0, str(comfyui_path))
-    from comfy.cli_args import args
-    args.cpu = True
-    if PACK not in sys.modules:
-        spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[PACK] = module
-        spec.loader.exec_module(module)
-    return importlib.import_module(f"{PACK}.nodes.scoring")
+def scoring_nodes(pack_nodes):
+    return pack_nodes("scoring")
 
 
 def batch(*images, size=400):
@@ -65,6 +53,6 @@ def test_score_identity_node(scoring_nodes, faces_dir):
     assert grid.ndim == 4 and grid.shape[0] == 1 and grid.shape[-1] == 3 and grid.dtype == torch.float32
     assert grid.shape[2] > 3 * 400 > grid.shape[2] - 50        # three 400 px tiles side by side
     assert out.ui is not None
-    no_face_error = importlib.import_module(f"{PACK}.pulid_flux.errors").NoFaceError
+    no_face_error = importlib.import_module(scoring_nodes.__name__.rsplit(".nodes", 1)[0] + ".pulid_flux.errors").NoFaceError
     with pytest.raises(no_face_error, match="reference image 0: no face found"):
         node.execute(images, batch(np.full((64, 64, 3), 128, np.uint8)), engine="dlib")

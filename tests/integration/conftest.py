@@ -9,23 +9,6 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def comfy(comfyui_path):
-    """Make ComfyUI's packages importable in this process, forced onto the CPU.
-
-    ComfyUI's model management asserts a CUDA build unless --cpu is set; under pytest its argument
-    parser is off, so the flag is set on the parsed defaults before anything imports it.
-    """
-    root = str(comfyui_path)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    from comfy.cli_args import args
-    args.cpu = True
-    import comfy.model_management  # noqa: F401  (fails here, clearly, if the checkout is broken)
-    import comfy
-    return comfy
-
-
-@pytest.fixture(scope="session")
 def tiny_models(comfyui_path, tmp_path_factory, golden_dir):
     """Tiny random-weight models in the users' file formats, in a ComfyUI models tree."""
     import os
