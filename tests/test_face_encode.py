@@ -191,3 +191,24 @@ def test_fuse_tokens_checks_its_arguments():
     with pytest.raises(ValueError, match="2 non-negative weights"):
         fuse_tokens(tokens, "weighted", [1.0, -1.0])
     torch.testing.assert_close(fuse_tokens(tokens, "weighted", [0.0, 2.0]), tokens[1:])
+
+
+def test_real_photo_through_the_whole_pipeline(parts, faces_dir):
+    """A real photo, the golden tiny EVA, tiny PuLID weights and a random BiSeNet: shapes, dtype,
+    determinism and a cache hit on the second call."""
+    photo = load_rgb(faces_dir / "photos" / "obama_01.jpg")
+    m = models(parts, detector=load_engine("dlib"))
+    first = encode_identity([photo], m, names=["obama_01.jpg"])
+    again = encode_identity([photo], m, names=["obama_01.jpg"])
+    pulid = parts["pulid"]
+    assert first.identity.tokens.shape == (1, pulid.num_tokens, pulid.token_dim)
+    assert first.identity.tokens.dtype == torch.float32
+    assert first.identity.uncond_tokens.shape == first.identity.tokens.shape
+    assert torch.equal(first.identity.tokens, again.identity.tokens)            # deterministic
+    id_cond = first.encodings[0].id_cond
+    assert id_cond.shape == (1, 1280)
+    assert abs(float(id_cond[0, 512:].norm()) - 1.0) < 1e-4                    # EVA CLS normalised
+    cache = EncodeCache()
+    encode_identity([photo], m, cache=cache)
+    cached = encode_identity([photo], m, cache=cache)
+    assert cache.hits == 1 and torch.equal(cached.identity.tokens, first.identity.tokens)

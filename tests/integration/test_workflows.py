@@ -106,3 +106,19 @@ def test_reference_without_face_fails_clearly(client):
     assert "Encode identity" in text or "PulidStudioEncodeIdentity" in text
     assert "no face" in text.lower()
     assert client.system_stats()
+
+
+def test_controlnet_strength_zero_is_the_pulid_image(client, images, tmp_path):
+    prompt = set_input(load("04_full"), "Pose ControlNet", "strength", 0.0)
+    assert np.array_equal(run_pixels(client, prompt, tmp_path), images["03_lora_pulid"])
+
+
+def test_union_pro2_file_runs_without_a_mode(client, images, tmp_path):
+    prompt = set_input(load("04_full"), "Union ControlNet", "control_net_name", "flux_union_pro2.safetensors")
+    result = client.run(prompt, timeout=600)
+    info = next(v for k, v in result.outputs.items() if prompt[k]["class_type"] == "PulidStudioApplyPoseControlNet")
+    text = " ".join(info["text"])
+    assert "union_pro_2" in text and "pose mode none" in text
+    saved = [f for f in result.files(["images"]) if f.type == "output"]
+    pixels = np.asarray(Image.open(io.BytesIO(client.view(saved[0].filename, saved[0].subfolder, saved[0].type))))
+    assert not np.array_equal(pixels, images["03_lora_pulid"])
