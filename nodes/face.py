@@ -16,6 +16,7 @@ from ..pulid_flux.face.encode import FUSIONS, EncodeCache, FaceModels, encode_id
 from ..pulid_flux.face.insightface_engine import find_pack_dir
 from ..pulid_flux.images import to_uint8
 from . import paths
+from .previews import in_executor, persistent_ui, save_temp_images, thumbnail
 from .types import (EvaClipType, FaceEngineType, FaceParserType, PulidFluxType, PulidIdentityType, category,
                     display_name, node_id)
 
@@ -115,11 +116,22 @@ def _preview(result) -> torch.Tensor:
     return torch.from_numpy(np.stack(tiles).astype(np.float32) / 255.0)
 
 
+def _face_picker_data(node_cls, frames, result, face_choice, face_index) -> dict:
+    """What web/face_picker.js draws: per image, every detected face's box in the order face_index
+    counts in, and a small copy of the photo in ComfyUI's temp folder (only inside the executor)."""
+    images = [status.as_dict() for status in result.images]
+    if in_executor(node_cls):
+        for entry, saved in zip(images, save_temp_images([thumbnail(frame) for frame in frames])):
+            entry["preview"] = saved
+    return {"face_order": face_choice, "face_index": int(face_index), "images": images}
+
+
 class EncodeIdentity(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
             node_id=node_id("EncodeIdentity"),
+            **persistent_ui(),  # the face picker survives cached runs and page reloads
             display_name=display_name("Encode identity"),
             category=category("PuLID"),
             description="Reference photo(s) -> a PuLID identity. One chosen face gives both the ArcFace vector and "
@@ -171,9 +183,10 @@ class EncodeIdentity(io.ComfyNode):
                 lines.append(f"{status.name}: NO FACE, skipped")
         lines += [f"WARNING: {w}" for w in result.warnings]
         text = "\n".join(lines)
-        faces = {"faces": [s.as_dict() for s in result.images]}
         return io.NodeOutput(result.identity, _preview(result), text,
-                             ui={**ui.PreviewText(text).as_dict(), "pulid_studio_faces": [faces]})
+                             ui={**ui.PreviewText(text).as_dict(),
+                                 "pulid_studio_faces": [_face_picker_data(cls, frames, result, face_choice,
+                                                                          face_index)]})
 
 
 NODE_LIST = [LoadFaceEngine, LoadFaceParser, EncodeIdentity]

@@ -9,6 +9,7 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..pulid_flux import pose as posekit
 from .paths import POSES
+from .previews import UIParts, image_preview, persistent_ui
 from .types import PoseKeypointType, category, display_name, node_id
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ class PoseFromBank(io.ComfyNode):
         names = posekit.list_pose_bank(pose_dirs())
         return io.Schema(
             node_id=node_id("PoseFromBank"),
+            **persistent_ui(),
             display_name=display_name("Pose from Bank"),
             category=CATEGORY,
             description="A ready pose (headshot, portrait, medium, full body, full body with an arm up, or a "
@@ -148,8 +150,8 @@ class PoseFromBank(io.ComfyNode):
     @classmethod
     def execute(cls, name, width, height, head_margin=0.18, stick_scaling="none") -> io.NodeOutput:
         frame = posekit.pose_bank(name, width, height, pose_dirs(), head_margin=head_margin)
-        image = posekit.render_pose(frame, width, height, stick_scaling=stick_scaling)
-        return io.NodeOutput([frame], to_image_batch([image]))
+        image = to_image_batch([posekit.render_pose(frame, width, height, stick_scaling=stick_scaling)])
+        return io.NodeOutput([frame], image, ui=image_preview(cls, image))
 
 
 class RenderPose(io.ComfyNode):
@@ -157,6 +159,7 @@ class RenderPose(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id=node_id("RenderPose"),
+            **persistent_ui(),
             display_name=display_name("Render Pose"),
             category=CATEGORY,
             description="Draw keypoints exactly as the OpenPose/DWPose preprocessors do (limbs at 60 %, "
@@ -179,7 +182,8 @@ class RenderPose(io.ComfyNode):
             raise ValueError(f"Render Pose: set both width and height, or both to 0 (got {width}x{height})")
         maps = posekit.render_poses(keypoints, width or None, height or None, draw_body=draw_body,
                                     draw_hands=draw_hands, draw_face=draw_face, stick_scaling=stick_scaling)
-        return io.NodeOutput(to_image_batch(maps))
+        images = to_image_batch(maps)
+        return io.NodeOutput(images, ui=image_preview(cls, images))
 
 
 class EditPose(io.ComfyNode):
@@ -187,6 +191,7 @@ class EditPose(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id=node_id("EditPose"),
+            **persistent_ui(),
             display_name=display_name("Edit Pose"),
             category=CATEGORY,
             description="Raise or lower an arm (limb lengths kept), mirror, and place the figure: keep it, "
@@ -238,8 +243,8 @@ class EditPose(io.ComfyNode):
             elif placement == "fit_to_size":
                 frame = posekit.fit_to_canvas(frame, width, height, head_margin=head_margin)
             edited.append(frame)
-        maps = posekit.render_poses(edited, stick_scaling=stick_scaling)
-        return io.NodeOutput(edited, to_image_batch(maps))
+        images = to_image_batch(posekit.render_poses(edited, stick_scaling=stick_scaling))
+        return io.NodeOutput(edited, images, ui=image_preview(cls, images))
 
 
 class LoadPoseJSON(io.ComfyNode):
@@ -247,6 +252,7 @@ class LoadPoseJSON(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id=node_id("LoadPoseJSON"),
+            **persistent_ui(),
             display_name=display_name("Load Pose JSON"),
             category=CATEGORY,
             description="Load POSE_KEYPOINT JSON (controlnet_aux's 'Save Pose Keypoints' format) from the "
@@ -283,8 +289,8 @@ class LoadPoseJSON(io.ComfyNode):
                 raise FileNotFoundError(f"Load Pose JSON: {file!r} is not in the pose folders {pose_dirs()}")
             pose = posekit.load_pose_json(files[file])
         frames = posekit.as_frames(pose)
-        maps = posekit.render_poses(frames, stick_scaling=stick_scaling)
-        return io.NodeOutput(frames, to_image_batch(maps))
+        images = to_image_batch(posekit.render_poses(frames, stick_scaling=stick_scaling))
+        return io.NodeOutput(frames, images, ui=image_preview(cls, images))
 
 
 class PoseForPrompt(io.ComfyNode):
@@ -293,6 +299,7 @@ class PoseForPrompt(io.ComfyNode):
         names = posekit.list_pose_bank(pose_dirs())
         return io.Schema(
             node_id=node_id("PoseForPrompt"),
+            **persistent_ui(),
             display_name=display_name("Pose for Prompt"),
             category=CATEGORY,
             description="Choose the pose-bank framing from the prompt's shot words (close-up, portrait, medium "
@@ -324,8 +331,9 @@ class PoseForPrompt(io.ComfyNode):
         name = posekit.choose_composition(prompt, tag or None, available=posekit.list_pose_bank(dirs),
                                           default=default)
         frame = posekit.pose_bank(name, width, height, dirs)
-        image = posekit.render_pose(frame, width, height, stick_scaling=stick_scaling)
-        return io.NodeOutput(name, [frame], to_image_batch([image]), ui=ui.PreviewText(f"composition: {name}"))
+        image = to_image_batch([posekit.render_pose(frame, width, height, stick_scaling=stick_scaling)])
+        return io.NodeOutput(name, [frame], image,
+                             ui=UIParts(ui.PreviewText(f"composition: {name}"), image_preview(cls, image)))
 
 
 class ApplyPoseControlNet(io.ComfyNode):
@@ -333,6 +341,7 @@ class ApplyPoseControlNet(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id=node_id("ApplyPoseControlNet"),
+            **persistent_ui(),
             display_name=display_name("Apply Pose ControlNet"),
             category=CATEGORY,
             description="Apply a pose ControlNet with the right mode for its family: FLUX InstantX/Union-Pro v1 "
@@ -410,14 +419,15 @@ class ApplyPoseControlNet(io.ComfyNode):
             log.warning("Apply Pose ControlNet: %s", message)
         info = "\n".join(notes + [f"WARNING: {w}" for w in warnings])
 
+        preview = UIParts(ui.PreviewText(info), image_preview(cls, hint_image))
         if strength == 0:
-            return io.NodeOutput(positive, negative, hint_image, info, ui=ui.PreviewText(info))
+            return io.NodeOutput(positive, negative, hint_image, info, ui=preview)
         net = control_net.copy()
         if mode is not None:
             net.set_extra_arg("control_type", [mode])
         positive, negative = attach_control(positive, negative, net, hint_image.movedim(-1, 1), strength,
                                             start_percent, end_percent, vae)
-        return io.NodeOutput(positive, negative, hint_image, info, ui=ui.PreviewText(info))
+        return io.NodeOutput(positive, negative, hint_image, info, ui=preview)
 
     @staticmethod
     def _target_size(control_net, vae, latent, width, height):

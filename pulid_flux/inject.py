@@ -111,6 +111,14 @@ class Injection:
         index = torch.tensor([(r % per_chunk) % m.shape[0] for r in rows])
         return m[index].to(device=ref.device, dtype=ref.dtype)
 
+    def add_to(self, total: torch.Tensor, k: int, image: torch.Tensor, transformer_options: dict, grid,
+               plan) -> torch.Tensor:
+        """``total + contribution(...)``; the common case (whole batch, no mask) in one fused GEMM."""
+        if self.mask is None and len(plan) == 1 and len(plan[0][1]) == image.shape[0]:
+            with torch.no_grad():
+                return self.pulid.ca[k].forward_cast(plan[0][0], image, scale=self.weight, residual=total)
+        return total + self.contribution(k, image, transformer_options, grid, plan)
+
     def contribution(self, k: int, image: torch.Tensor, transformer_options: dict, grid, plan) -> torch.Tensor:
         """``weight * mask * CA_k(tokens, image)`` on the planned rows, zero on the others."""
         ca = self.pulid.ca[k]
@@ -196,7 +204,7 @@ class PulidBlockHook:
             if not plan or injection.weight == 0:
                 continue
             # Each identity reads the block output itself (``generated``), not the previous sum.
-            updated = updated + injection.contribution(self.ca_index, generated, to, grid, plan)
+            updated = injection.add_to(updated, self.ca_index, generated, to, grid, plan)
         if updated is generated:
             return out
         result = dict(out)

@@ -84,3 +84,41 @@ def pack_nodes(comfy):
     def load(module: str):
         return importlib.import_module(f"{PACK_UNDER_TEST}.nodes.{module}")
     return load
+
+
+# -- the real-server tier (shared by tests/integration and tests/browser: one server per session) --
+
+@pytest.fixture(scope="session")
+def tiny_models(comfyui_path, golden_dir):
+    """Tiny random-weight models in the users' file formats, in a ComfyUI models tree."""
+    import tempfile
+
+    from pulid_flux.tiny import build_tiny_models
+    # Files are fingerprinted and written atomically, so sessions can share (and reuse) one folder.
+    models = Path(os.environ.get("PULID_STUDIO_TINY_MODELS", Path(tempfile.gettempdir()) / "pulid_studio_tiny_models"))
+    build_tiny_models(models, eva_source=golden_dir / "eva.safetensors")
+    return models
+
+
+@pytest.fixture(scope="session")
+def comfy_server(comfyui_path, tiny_models, tmp_path_factory):
+    """One real ComfyUI server for the session: CPU, loopback, this pack, the tiny models."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from comfy_server import ComfyServer
+    server = ComfyServer(comfyui_path, tmp_path_factory.mktemp("comfy_base"), models_dir=tiny_models)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failed test that used the server, append the server log tail to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "comfy_server" in getattr(item, "fixturenames", ()):
+        server = item.funcargs.get("comfy_server")
+        if server is not None:
+            report.sections.append(("ComfyUI server log (tail)", server.log_tail(80)))

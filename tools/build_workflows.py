@@ -31,7 +31,7 @@ class Node:
     title: str | None = None
     widgets: dict = field(default_factory=dict)
     links: dict = field(default_factory=dict)      # input name -> (node id, output slot)
-    pos: tuple = (0, 0)
+    pos: tuple = (0, 0)          # (column key, order within the column); see layout()
 
 
 def base_graph() -> dict[int, Node]:
@@ -154,7 +154,39 @@ def to_api(g: dict[int, Node], object_info: dict) -> dict:
     return prompt
 
 
+COLUMN_WIDTH, NODE_WIDTH, GAP = 460, 400, 50
+# Nodes that show an image under their widgets once they have run (or a file is picked).
+PREVIEW_HEIGHT = {"LoadImage": 330, "PulidStudioEncodeIdentity": 300, "PulidStudioPoseFromBank": 300,
+                  "PulidStudioApplyPoseControlNet": 300}
+
+
+def _node_height(n: Node, info: dict) -> int:
+    """Canvas height of a node: title bar, socket rows, one row per widget, any preview."""
+    widgets = sockets_in = 0
+    for name, spec in _inputs(info):
+        if _is_widget(spec) and name not in n.links:
+            widgets += 1 + bool((spec[1] if len(spec) > 1 else {}).get("control_after_generate"))
+        else:
+            sockets_in += 1
+    rows = max(sockets_in, len(info["output"]))
+    return 30 + 22 * rows + 26 * widgets + 16 + PREVIEW_HEIGHT.get(n.cls, 0)
+
+
+def layout(g: dict[int, Node], object_info: dict) -> dict[int, tuple[list[int], list[int]]]:
+    """Column x from each node's ``pos[0]`` rank, rows stacked without overlap in ``pos[1]`` order."""
+    xs = sorted({n.pos[0] for n in g.values()})
+    placed, bottom = {}, {}
+    for n in sorted(g.values(), key=lambda n: (n.pos[0], n.pos[1], n.id)):
+        col = xs.index(n.pos[0])
+        height = _node_height(n, object_info[n.cls])
+        y = bottom.get(col, 0)
+        placed[n.id] = ([col * COLUMN_WIDTH, y], [NODE_WIDTH, height - 30])   # litegraph size excludes the title
+        bottom[col] = y + height + GAP
+    return placed
+
+
 def to_ui(g: dict[int, Node], object_info: dict) -> dict:
+    positions = layout(g, object_info)
     links, nodes = [], []
     link_id = 0
     out_links: dict[tuple[int, int], list[int]] = {}
@@ -191,7 +223,8 @@ def to_ui(g: dict[int, Node], object_info: dict) -> dict:
         outputs = [{"name": (info.get("output_name") or info["output"])[i], "type": t,
                     "links": out_links.get((n.id, i), []), "slot_index": i}
                    for i, t in enumerate(info["output"])]
-        node = {"id": n.id, "type": n.cls, "pos": list(n.pos), "size": [340, 120], "flags": {}, "order": order,
+        pos, size = positions[n.id]
+        node = {"id": n.id, "type": n.cls, "pos": pos, "size": size, "flags": {}, "order": order,
                 "mode": 0, "inputs": inputs, "outputs": outputs,
                 "properties": {"Node name for S&R": n.cls}, "widgets_values": widgets}
         if n.title:

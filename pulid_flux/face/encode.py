@@ -37,7 +37,7 @@ from ..identity import PulidIdentity
 from ..images import content_hash
 from ..model import PulidFlux
 from .align import align_ffhq, norm_crop
-from .choice import FACE_ORDERS, choose_face, match_face
+from .choice import FACE_ORDERS, choose_face, match_face, sort_faces
 from .faces import Face, FaceEngine, as_rgb_uint8
 from .parsing import BiSeNet, parse_labels
 
@@ -80,6 +80,9 @@ class ImageStatus:
     resized_from: tuple[int, int] | None = None    # (width, height) before the 1024 px shrink
     weight: float | None = None
     message: str = ""
+    image_size: tuple[int, int] | None = None      # (width, height) of the image as given
+    #: every detected face's box, in ``face_order`` (so position = the face_index that picks it)
+    face_boxes: list[list[float]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -208,10 +211,11 @@ def encode_image(image: np.ndarray, models: FaceModels, *, name: str = "image", 
     scale = work.shape[1] / original.shape[1]
     resized_from = (original.shape[1], original.shape[0]) if work is not original else None
     status = ImageStatus(name=name, face_found=False, face_order=face_order, face_index=face_index,
-                         resized_from=resized_from)
+                         resized_from=resized_from, image_size=(original.shape[1], original.shape[0]))
     same_engine = models.recognizer is models.detector
-    faces = models.detector.detect(work, order=face_order, embed=same_engine)
+    faces = sort_faces(models.detector.detect(work, order=face_order, embed=same_engine), face_order)
     status.faces_detected = len(faces)
+    status.face_boxes = [[round(float(v) / scale, 2) for v in face.bbox] for face in faces]
     if not faces:
         status.message = f"no face found by {models.detector.name}"
         return ImageEncoding(status)

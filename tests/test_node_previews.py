@@ -1,0 +1,132 @@
+"""Canvas previews of the nodes (nodes/previews.py, the pose nodes' PreviewImage, the face picker's
+payload), in an in-process CPU ComfyUI. Run with COMFYUI_PATH=/path/to/ComfyUI; skipped without it.
+"""
+
+import importlib
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "_pulid_studio_previews_under_test"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def comfy(comfyui_path):
+    if str(comfyui_path) not in sys.path:
+        sys.path.insert(0, str(comfyui_path))
+    from comfy.cli_args import args
+    args.cpu = True
+    import comfy.model_management
+    return comfy
+
+
+@pytest.fixture(scope="module")
+def pack(comfy):
+    """The pack's node modules imported as a package, without registering anything."""
+    for name, path in ((PACKAGE, ROOT), (f"{PACKAGE}.nodes", ROOT / "nodes")):
+        if name not in sys.modules:
+            module = types.ModuleType(name)
+            module.__path__ = [str(path)]
+            sys.modules[name] = module
+    return types.SimpleNamespace(previews=importlib.import_module(f"{PACKAGE}.nodes.previews"),
+                                 pose=importlib.import_module(f"{PACKAGE}.nodes.pose"),
+                                 face=importlib.import_module(f"{PACKAGE}.nodes.face"))
+
+
+@pytest.fixture
+def temp_dir(comfy, tmp_path):
+    """ComfyUI's temp folder pointed at a pytest folder for one test."""
+    import folder_paths
+    previous = folder_paths.get_temp_directory()
+    folder_paths.set_temp_directory(str(tmp_path))
+    yield tmp_path
+    folder_paths.set_temp_directory(previous)
+
+
+def in_executor(node_cls):
+    """The class as ComfyUI's executor calls it (a clone carrying the hidden inputs)."""
+    return node_cls.PREPARE_CLASS_CLONE(None)
+
+
+def saved_size(temp_dir, entry):
+    assert entry["type"] == "temp"
+    with Image.open(temp_dir / entry["subfolder"] / entry["filename"]) as image:
+        return image.size
+
+
+def test_helpers(pack, temp_dir):
+    p = pack.previews
+    assert p.thumbnail(np.zeros((1200, 600, 3), np.uint8)).shape == (512, 256, 3)
+    small = np.zeros((100, 50, 3), np.uint8)
+    assert p.thumbnail(small) is small
+    red, blue = np.zeros((20, 30, 3), np.uint8), np.zeros((40, 10, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    saved = p.save_temp_images([red, blue])
+    assert [saved_size(temp_dir, s) for s in saved] == [(30, 20), (10, 40)]
+    with Image.open(temp_dir / saved[1]["filename"]) as image:
+        assert image.convert("RGB").getpixel((0, 0)) == (0, 0, 255)
+    assert p.save_temp_images([]) == []
+    merged = p.UIParts({"text": ("a",)}, None, types.SimpleNamespace(as_dict=lambda: {"images": [1]})).as_dict()
+    assert merged == {"text": ("a",), "images": [1]}
+    assert p.persistent_ui() == {"has_intermediate_output": True}      # ComfyUI 0.33 has the flag
+
+
+def test_pose_nodes_preview_only_inside_the_executor(pack, temp_dir):
+    node = pack.pose.PoseFromBank
+    direct = node.execute("portrait", 320, 448)
+    assert direct.ui is None and not any(temp_dir.iterdir())         # scripts/tests write nothing
+    run = in_executor(node).execute("portrait", 320, 448)
+    (entry,) = run.ui.as_dict()["images"]
+    assert saved_size(temp_dir, entry) == (320, 448)
+    with Image.open(temp_dir / entry["filename"]) as image:
+        np.testing.assert_array_equal(np.asarray(image.convert("RGB")),
+                                      (run[1][0].numpy() * 255).round().astype(np.uint8))
+    prompt = in_executor(pack.pose.PoseForPrompt).execute("a full body photo", "", 256, 384)
+    ui = prompt.ui.as_dict()
+    assert ui["text"] == (f"composition: {prompt[0]}",) and saved_size(temp_dir, ui["images"][0]) == (256, 384)
+
+
+@pytest.mark.parametrize("name", ["PoseFromBank", "RenderPose", "EditPose", "LoadPoseJSON", "PoseForPrompt",
+                                  "ApplyPoseControlNet"])
+def test_preview_nodes_keep_their_ui_when_cached(pack, name):
+    info = getattr(pack.pose, name).GET_NODE_INFO_V1()
+    assert info["has_intermediate_output"] is True and not info["output_node"]
+
+
+def test_face_picker_payload(pack, temp_dir):
+    from pulid_flux.face.encode import ImageStatus
+
+    statuses = [ImageStatus("image 1", True, 2, "left_to_right", 1, bbox=[300.0, 10.0, 380.0, 90.0], score=0.9,
+                            image_size=(800, 600), face_boxes=[[10.0, 10.0, 90.0, 90.0], [300.0, 10.0, 380.0, 90.0]]),
+                ImageStatus("image 2", False, image_size=(64, 48))]
+    result = types.SimpleNamespace(images=statuses)
+    frames = [np.full((600, 800, 3), 200, np.uint8), np.zeros((48, 64, 3), np.uint8)]
+    face = pack.face
+    assert face.EncodeIdentity.GET_NODE_INFO_V1()["has_intermediate_output"] is True
+
+    direct = face._face_picker_data(face.EncodeIdentity, frames, result, "left_to_right", 1)
+    assert [("preview" in i) for i in direct["images"]] == [False, False] and not any(temp_dir.iterdir())
+
+    data = face._face_picker_data(in_executor(face.EncodeIdentity), frames, result, "left_to_right", 1)
+    assert (data["face_order"], data["face_index"]) == ("left_to_right", 1)
+    first, second = data["images"]
+    assert first["face_boxes"] == statuses[0].face_boxes and first["image_size"] == (800, 600)
+    assert saved_size(temp_dir, first["preview"]) == (512, 384) and saved_size(temp_dir, second["preview"]) == (64, 48)
+    assert second["face_found"] is False and second["face_boxes"] == []
+    json.dumps(data)                                                   # travels over the websocket as JSON
+
+
+def test_preview_image_of_a_batch_is_one_file_per_frame(pack, temp_dir):
+    batch = torch.rand(2, 40, 24, 3)
+    ui = pack.previews.image_preview(in_executor(pack.pose.RenderPose), batch).as_dict()
+    assert [saved_size(temp_dir, e) for e in ui["images"]] == [(24, 40), (24, 40)]
+    assert pack.previews.image_preview(pack.pose.RenderPose, batch) is None
