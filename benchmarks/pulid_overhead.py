@@ -147,6 +147,9 @@ def main(argv=None):
     a = parser.parse_args(argv)
     if not a.comfyui:
         parser.error("set COMFYUI_PATH or --comfyui: the blocks timed are ComfyUI's own")
+    if REAL["hidden"] % a.scale or (REAL["hidden"] // a.scale) % REAL["head_dim"]:
+        parser.error(f"--scale must leave a width that is a multiple of the {REAL['head_dim']}-wide heads "
+                     "(1, 2, 3, 4, 6, 8, 12 or 24)")
     result = run(a.scale, a.repeats, a.image_tokens, a.text_tokens, a.comfyui, a.threads)
     if a.json:
         print(json.dumps(result))
