@@ -116,7 +116,13 @@ def _run_library_command(name: str, rest: Sequence[str]) -> int:
     return int(args.func(args) or 0)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_register_convert, _register_library_placeholders]
+def _register_runner(subparsers: argparse._SubParsersAction) -> None:
+    from .runner import add_parsers
+    add_parsers(subparsers)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _register_convert, _register_runner, _register_library_placeholders]
 
 
 def build_parser() -> argparse.ArgumentParser:

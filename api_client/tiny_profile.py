@@ -1,8 +1,9 @@
 """Adapt the shipped workflows to the tiny random-weight models (tests and ``--tiny`` runs).
 
 Only what the tiny models require changes: model file names, the T5 + CLIP-L text encoder pair (a
-T5-XXL cannot be made small) for a CLIP-L alone, and the number of steps. Everything else, sizes
-and PuLID/ControlNet settings included, stays as shipped.
+T5-XXL cannot be made small) for a CLIP-L alone, the number of steps and, for speed on a CPU, the
+image size (halved, same aspect: random-weight pictures show nothing at any size). PuLID and
+ControlNet settings stay as shipped.
 """
 
 from __future__ import annotations
@@ -17,11 +18,22 @@ TINY_FILE_NAMES = {
     "EVA02_CLIP_L_336_psz14_s6B.pt": "EVA02_CLIP_L_336_psz14_s6B.safetensors",
 }
 TINY_STEPS = 2
+TINY_SIZE_DIVISOR = 2
+#: node classes whose width/height set the generation size (kept in step so poses fit the latent)
+SIZE_NODES = ("EmptySD3LatentImage", "EmptyLatentImage", "PulidStudioPoseFromBank")
 
 
-def adapt_for_tiny(prompt: Mapping[str, Any], *, steps: int = TINY_STEPS) -> dict:
+def adapt_for_tiny(prompt: Mapping[str, Any], *, steps: int = TINY_STEPS,
+                   size_divisor: int = TINY_SIZE_DIVISOR) -> dict:
     """A copy of ``prompt`` that runs on the tiny models."""
     result = copy.deepcopy(dict(prompt))
+    for cls in SIZE_NODES:
+        for node_id in find_nodes(result, class_type=cls):
+            inputs = result[node_id]["inputs"]
+            for key in ("width", "height"):
+                if isinstance(inputs.get(key), int) and inputs[key] > 0:
+                    # Multiples of 16: Flux latents are patchified 2x2 after the VAE's 8x.
+                    inputs[key] = max(16, inputs[key] // size_divisor // 16 * 16)
     for old, new in TINY_FILE_NAMES.items():
         result, _ = rename_model(result, old, new, in_place=True)
     for node_id in find_nodes(result, class_type="DualCLIPLoader"):
