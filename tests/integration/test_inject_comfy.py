@@ -92,15 +92,17 @@ def test_model_passed_in_is_never_modified(flux, pulid, io):
 def test_stacked_identities_sum(flux, pulid, io):
     a = PulidIdentity(io["expect_id_embedding"])
     b = PulidIdentity(io["expect_uncond_id_embedding"])
-    base = forward(flux, io)
     one = apply_pulid(flux, pulid, a, weight=0.5)
     both = apply_pulid(one, pulid, b, weight=0.3)
     hooks = both.model_options["transformer_options"]["patches_replace"]["dit"]
     assert len(hooks) == pulid.num_ca and all(len(h.injections) == 2 for h in hooks.values())
     # The additional model (adapters for ComfyUI's loader) is attached once, not per identity.
     assert len(both.get_additional_models_with_key("pulid_flux_studio")) == 1
-    # One block stacked: the contributions at that block add up exactly.
     assert not torch.equal(forward(both, io), forward(one, io))
+    # Contributions add at every hook (each adapter reads the same block output), so one identity
+    # stacked twice at 0.5 is that identity at 1.0: the golden w1 output.
+    twice = apply_pulid(one, pulid, a, weight=0.5)
+    assert maxdiff(forward(twice, io), io["expect_flux_id_w1"]) <= 1e-5
 
 
 def test_existing_replace_patch_is_chained(flux, pulid, io):
