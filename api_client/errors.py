@@ -125,6 +125,10 @@ def format_validation_error(error: Mapping[str, Any], node_errors: Mapping[str, 
     """Render a ``/prompt`` 400 body as readable lines, one per failing input, naming node titles."""
     lines = []
     head = _describe_error(error) if error else "prompt rejected"
+    extra = error.get("extra_info") if isinstance(error.get("extra_info"), Mapping) else {}
+    if extra.get("class_type") and str(extra["class_type"]) not in head:
+        # missing_node_type names the node by title only; the class is what to install.
+        head += f" [class {extra['class_type']}]"
     lines.append(f"ComfyUI rejected the prompt: {head}")
     for node_id, entry in sorted(node_errors.items(), key=lambda item: str(item[0])):
         entry = entry if isinstance(entry, Mapping) else {}

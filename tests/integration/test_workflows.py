@@ -122,3 +122,13 @@ def test_union_pro2_file_runs_without_a_mode(client, images, tmp_path):
     saved = [f for f in result.files(["images"]) if f.type == "output"]
     pixels = np.asarray(Image.open(io.BytesIO(client.view(saved[0].filename, saved[0].subfolder, saved[0].type))))
     assert not np.array_equal(pixels, images["03_lora_pulid"])
+
+
+def test_unknown_node_fails_with_its_title_and_comfyuis_message(client):
+    prompt = load("01_base")
+    prompt["99"] = {"class_type": "NotARealNode", "inputs": {}, "_meta": {"title": "Mystery step"}}
+    with pytest.raises(WorkflowValidationError) as err:
+        client.run(prompt, timeout=120)
+    text = str(err.value)
+    assert "Mystery step" in text and "NotARealNode" in text
+    assert client.system_stats()
