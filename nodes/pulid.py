@@ -29,6 +29,11 @@ def resolve_dtype(choice: str) -> torch.dtype:
     return torch.bfloat16 if mm.should_use_bf16(device) else torch.float16
 
 
+def _dtype_input():
+    return io.Combo.Input("dtype", options=list(DTYPES), default="auto", advanced=True,
+                          tooltip="auto: bfloat16 on GPUs that support it, float16 on older GPUs, float32 on the CPU.")
+
+
 class LoadPulidFlux(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -42,9 +47,7 @@ class LoadPulidFlux(io.ComfyNode):
                 io.Combo.Input("pulid_file", options=folder_paths.get_filename_list(paths.PULID),
                                tooltip="A PuLID-Flux safetensors file in models/pulid (or an extra_model_paths "
                                        "'pulid' folder)."),
-                io.Combo.Input("dtype", options=list(DTYPES), default="auto", advanced=True,
-                               tooltip="auto: bfloat16 on GPUs that support it, float16 on older GPUs, float32 "
-                                       "on the CPU."),
+                _dtype_input(),
             ],
             outputs=[PulidFluxType.Output(display_name="pulid_flux",
                                           tooltip="IDFormer encoder + 20 Flux cross-attention adapters.")],
@@ -69,9 +72,7 @@ class LoadEvaClip(io.ComfyNode):
             inputs=[
                 io.Combo.Input("eva_file", options=paths.eva_files(),
                                tooltip="EVA02_CLIP_L_336_psz14_s6B.pt (only its visual tower is used)."),
-                io.Combo.Input("dtype", options=list(DTYPES), default="auto", advanced=True,
-                               tooltip="auto: bfloat16 on GPUs that support it, float16 on older GPUs, float32 "
-                                       "on the CPU."),
+                _dtype_input(),
             ],
             outputs=[EvaClipType.Output(display_name="eva_clip",
                                         tooltip="The visual tower; Encode identity reads faces with it.")],
