@@ -24,10 +24,9 @@ stay importable without ComfyUI.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import logging
-
-from comfy_api.v0_0_2 import io
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +36,7 @@ NEWER_SCHEMA_FIELDS = frozenset({"search_aliases", "is_dev_only", "price_badge",
                                  "essentials_category", "has_intermediate_output"})
 
 
+@functools.lru_cache(maxsize=None)
 def input_accepts(input_cls, option: str) -> bool:
     """Whether ``input_cls`` (an ``io.X.Input`` class) takes the keyword ``option``."""
     try:
@@ -57,7 +57,10 @@ def advanced(input_cls) -> dict:
 
 def schema_fields(schema_cls=None) -> frozenset[str]:
     """The field names of ``io.Schema`` (or of ``schema_cls``, a dataclass) in this ComfyUI."""
-    return frozenset(f.name for f in dataclasses.fields(schema_cls or io.Schema))
+    if schema_cls is None:
+        from comfy_api.v0_0_2 import io  # here, so that the module imports (and is tested) without ComfyUI
+        schema_cls = io.Schema
+    return frozenset(f.name for f in dataclasses.fields(schema_cls))
 
 
 def schema_options(schema_cls=None, **fields) -> dict:

@@ -382,7 +382,7 @@ def _run_jobs(args, plan: Plan, manifest: RunManifest, todo: list[Job]) -> int:
             models_dirs = [prepare_tiny_models(plan.tiny_models)] if args.tiny else [Path(args.launch) / "models"]
             logs = plan.out / "logs"
             logs.mkdir(parents=True, exist_ok=True)
-            server = launch(args.launch, models_dirs=models_dirs, single_thread=args.tiny,
+            server = launch(args.launch, models_dirs=models_dirs, single_thread=args.tiny, tiny=args.tiny,
                             log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
             stack.callback(server.stop)
             urls.insert(0, server.url)

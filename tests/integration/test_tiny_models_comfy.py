@@ -128,7 +128,7 @@ def test_clip_l_alone_gives_flux_shaped_conditioning_with_either_clip_type(comfy
 # -- VAE -------------------------------------------------------------------------------------------
 
 def test_vae_is_a_16_channel_flux_autoencoder(vae, paths):
-    assert type(vae.first_stage_model).__name__ == "AutoencodingEngine"
+    assert type(vae.first_stage_model).__name__ == "TAESD"
     assert vae.latent_channels == 16 and vae.downscale_ratio == 8
     assert set(load_file(str(paths["vae"]))) == set(vae.first_stage_model.state_dict())
     image = torch.rand(HINT, generator=torch.Generator().manual_seed(0))
