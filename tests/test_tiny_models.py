@@ -158,7 +158,7 @@ def test_vae_has_the_taesd_layout_with_16_latent_channels():
         "1", "3", "4", "5", "7", "8", "9", "10", "12", "13", "14", "15", "17", "18", "19"}
     assert len([k for k in sd if k.startswith("taesd_decoder.18.conv.")]) == 6   # a block: 3 convs
     assert float(sd["vae_scale"]) == 1.0 and float(sd["vae_shift"]) == 0.0
-    assert sum(v.numel() for v in sd.values()) < 1_300_000
+    assert sum(v.numel() for v in sd.values()) < 2_500_000              # 1.2 M each way
 
 
 # -- LoRA ------------------------------------------------------------------------------------------
