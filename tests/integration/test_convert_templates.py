@@ -189,20 +189,32 @@ def _differences(ours: dict, theirs: dict) -> list[str]:
     return diffs
 
 
-def test_fixture_object_info_is_still_what_the_server_says(server_object_info):
-    """tests/data/object_info_min.json (used by the unit tests) must match the live server.
+#: ComfyUI version -> the unit tests' /object_info snapshot of it (the same classes in each; null
+#: where that version lacks one). tests/test_client_convert.py reads the same files.
+SNAPSHOTS = {"0.33.0": "object_info_min.json", "0.8.0": "object_info_min_0.8.0.json"}
+NEWEST = "0.33.0"
 
-    With PULID_STUDIO_REGENERATE_FIXTURES=1 the file is rewritten from the server instead (same
-    classes, the server's key order, which the conversion depends on).
+
+def test_fixture_object_info_is_still_what_the_server_says(template_server, server_object_info):
+    """The unit tests' /object_info snapshot of this server's ComfyUI version must match it.
+
+    With PULID_STUDIO_REGENERATE_FIXTURES=1 the snapshot is rewritten from the server instead (the
+    newest snapshot's classes, the server's key order, which the conversion depends on).
     """
-    path = DATA / "object_info_min.json"
-    fixture = json.loads(path.read_text())
+    version = requests.get(template_server.url + "/system_stats", timeout=30).json()["system"]["comfyui_version"]
+    if version not in SNAPSHOTS:
+        pytest.skip(f"no /object_info snapshot of ComfyUI {version} in tests/data (have {sorted(SNAPSHOTS)})")
+    path = DATA / SNAPSHOTS[version]
+    names = list(json.loads((DATA / SNAPSHOTS[NEWEST]).read_text()))
     if os.environ.get("PULID_STUDIO_REGENERATE_FIXTURES") == "1":
-        path.write_text(json.dumps({name: server_object_info[name] for name in fixture}, indent=1), encoding="utf-8")
+        path.write_text(json.dumps({name: server_object_info.get(name) for name in names}, indent=1),
+                        encoding="utf-8")
         return
+    fixture = json.loads(path.read_text())
+    assert list(fixture) == names, f"{path.name} must hold the classes of {SNAPSHOTS[NEWEST]}"
     stale = [name for name, info in fixture.items() if server_object_info.get(name) != info]
-    assert not stale, (f"these classes changed in the server: {stale}; rerun with "
-                       "PULID_STUDIO_REGENERATE_FIXTURES=1 to regenerate tests/data/object_info_min.json")
+    assert not stale, (f"these classes changed in the ComfyUI {version} server: {stale}; rerun with "
+                       f"PULID_STUDIO_REGENERATE_FIXTURES=1 to regenerate tests/data/{path.name}")
 
 
 def test_widget_layouts_match_the_frontend(frontend_page, server_object_info):
