@@ -10,15 +10,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ComfyClientError, OverrideError
+from ..cli_errors import EXIT_INCOMPLETE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
+from ..errors import ComfyClientError, ComfyConnectionError, OverrideError
+from ..transport import DEFAULT_CONNECT_TIMEOUT
 from .jobs import Job, Selection, expand_jobs
 from .manifest import (
     RunManifest,
@@ -26,7 +30,7 @@ from .manifest import (
     write_gallery_manifest,
     write_json_atomic,
 )
-from .spec import Spec, SpecError, load_spec
+from .spec import Spec, load_spec
 
 log = logging.getLogger("api_client.runner")
 
@@ -34,7 +38,8 @@ RUN_INFO = "run.json"
 REFERENCE_DIR = "reference"
 # The reference goes to the input folder's top level: LoadImage's choices list only those files.
 UPLOAD_SUBFOLDER = ""
-EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+LOCK_FILE = ".runner.lock"
+EXIT_ERROR = EXIT_INPUT  # the name earlier versions exported
 
 
 class RunnerError(ComfyClientError):
@@ -118,9 +123,22 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-sweeps", action="store_true", help="ignore every sweep (one job per config x prompt x seed)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
                         help="override an input in every config, e.g. --set Latent.width=512 (repeatable)")
+    parser.add_argument("--connect-timeout", type=_positive_float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
+                        help="give up on a server that does not accept the connection within this time (default "
+                             f"{DEFAULT_CONNECT_TIMEOUT:g}; a refused connection or an unknown host fails at once)")
     parser.add_argument("--depth", type=int, default=2, help="prompts kept queued per server (default 2)")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state, run nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
 
 
 def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,6 +159,7 @@ class Reference:
     data: bytes | None = None         # the image PuLID gets
     upload_name: str | None = None    # content-addressed name on the servers
     tiny: bool = False
+    pending: Path | None = None       # where a painted reference is to be written (once --out is locked)
 
     @property
     def image_value(self) -> str | None:
@@ -184,10 +203,11 @@ def _resolve_reference(args, spec: Spec, out: Path) -> Reference:
         path = out / REFERENCE_DIR / "tiny_reference.png"
         # Painting it imports pulid_flux.tiny (and torch): reuse the copy of an earlier run.
         data = path.read_bytes() if path.is_file() else None
+        pending = None
         if not data:
-            data = tiny_reference_png()
-            write_atomic(path, data)
-        return Reference(files=[path.resolve()], data=data, upload_name=upload_name(data, ".png"), tiny=True)
+            data, pending = tiny_reference_png(), path
+        return Reference(files=[path.resolve()], data=data, upload_name=upload_name(data, ".png"), tiny=True,
+                         pending=pending)
     else:
         return Reference(files=[])
     for path in files:
@@ -284,20 +304,58 @@ def _configure_logging(quiet: bool) -> None:
 
 @contextlib.contextmanager
 def _exclusive(out: Path):
-    """One runner per output folder at a time (two would duplicate jobs)."""
-    import fcntl
+    """One runner per output folder at a time (two would duplicate jobs). ``filelock`` takes an OS
+    lock on Windows and POSIX alike, which the OS drops when a killed run's process ends."""
+    from filelock import FileLock, Timeout
 
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".runner.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise RunnerError(f"another run is writing to {out} (lock {out / '.runner.lock'}); wait for it "
-                              "or use another --out") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    lock = FileLock(out / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunnerError(f"another run is writing to {out} (lock {out / LOCK_FILE}); wait for it "
+                          "or use another --out") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _discard_if_nothing_done(out: Path):
+    """An error before any job ran leaves no half-created ``--out`` behind: a folder this command
+    created is removed again (a launched ComfyUI's log is kept in the temp folder and named)."""
+    existed = out.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and out.is_dir() and not _holds_results(out):
+            _discard(out)
+        raise
+
+
+def _holds_results(out: Path) -> bool:
+    manifest = RunManifest(out).path
+    return manifest.is_file() and manifest.stat().st_size > 0
+
+
+def _discard(out: Path) -> None:
+    logs = sorted((out / "logs").glob("*.log")) if (out / "logs").is_dir() else []
+    for path in logs:
+        kept = Path(tempfile.gettempdir()) / "pulid-studio-logs" / path.name
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), str(kept))
+        log.warning("no job ran, so %s is removed again; ComfyUI's log of this run is kept as %s", out, kept)
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def _check_servers_given(args) -> None:
+    """Fail on a missing or wrong server option before anything is created or started."""
+    if not args.server and not args.launch:
+        raise RunnerError("no server: pass --server URL (repeatable) or --launch COMFYUI_PATH")
+    if args.launch and not (Path(args.launch) / "main.py").is_file():
+        raise RunnerError(f"--launch {args.launch}: not a ComfyUI folder (no main.py in it); pass the folder that "
+                          "holds ComfyUI's main.py, e.g. ~/ComfyUI or ComfyUI_windows_portable/ComfyUI")
 
 
 def _generate(args, *, report: bool) -> int:
@@ -307,9 +365,13 @@ def _generate(args, *, report: bool) -> int:
     manifest = RunManifest(plan.out)
     if args.dry_run:
         return _dry_run(plan, manifest)
-    with _exclusive(plan.out):
+    with _discard_if_nothing_done(plan.out), _exclusive(plan.out):
+        if plan.reference.pending is not None:
+            write_atomic(plan.reference.pending, plan.reference.data)
         finished = manifest.finished()
         todo = [j for j in plan.jobs if j.job_id not in finished]
+        if todo:
+            _check_servers_given(args)
         log.info("%d job(s) in %s: %d already done, %d to run", len(plan.jobs), plan.spec.path,
                  len(plan.jobs) - len(todo), len(todo))
         _move_strays(plan)
@@ -375,8 +437,6 @@ def _run_jobs(args, plan: Plan, manifest: RunManifest, todo: list[Job]) -> int:
     from .scheduler import Scheduler, ServerGone
 
     urls = list(args.server)
-    if not urls and not args.launch:
-        raise RunnerError("no server: pass --server URL (repeatable) or --launch COMFYUI_PATH")
     with contextlib.ExitStack() as stack:
         if args.launch:
             models_dirs = [prepare_tiny_models(plan.tiny_models)] if args.tiny else [Path(args.launch) / "models"]
@@ -386,18 +446,22 @@ def _run_jobs(args, plan: Plan, manifest: RunManifest, todo: list[Job]) -> int:
                             log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
             stack.callback(server.stop)
             urls.insert(0, server.url)
-        backends = []
+        backends, gone = [], []
         for url in urls:
-            backend = ComfyBackend(url)
+            backend = ComfyBackend(url, connect_timeout=args.connect_timeout)
             try:
                 backend.open()
             except ServerGone as exc:
-                log.error("skipping server %s: %s", url, exc)
+                if len(urls) > 1:
+                    log.warning("leaving out server %s: %s", url, exc)
+                gone.append(exc)
                 continue
             stack.callback(backend.close)
             backends.append(backend)
         if not backends:
-            raise RunnerError("none of the servers answers: " + ", ".join(urls))
+            if len(gone) == 1:
+                raise gone[0]
+            raise ComfyConnectionError(f"none of the {len(urls)} servers answers: " + " | ".join(map(str, gone)))
         backends = _prepare_servers(backends, plan, todo)
         progress = None if args.quiet else Progress(len(plan.jobs), [b.name for b in backends],
                                                     already_done=len(plan.jobs) - len(todo))
@@ -535,30 +599,9 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
-def run_command(args) -> int:
-    """Dispatch with the runner's errors turned into exit codes and messages."""
-    try:
-        return int(args.func(args) or 0)
-    except (SpecError, RunnerError) as exc:
-        log.error("%s", exc)
-        return EXIT_ERROR
-    except ComfyClientError as exc:
-        log.error("%s", exc)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        log.warning("interrupted")
-        return EXIT_INTERRUPTED
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api_client.runner",
-                                     description="Run ablation specs on ComfyUI servers and report on them.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers.required = True
-    add_parsers(subparsers)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
-    return run_command(args)
+    """``python -m api_client.runner run|ablate|report ...``: the ``pulid-studio`` command line (its
+    argument errors, messages and exit codes)."""
+    from ..cli import main as cli_main
+
+    return cli_main(sys.argv[1:] if argv is None else list(argv))
