@@ -41,12 +41,18 @@ class ComfyConnectionError(ComfyServerError):
 class ComfyStartError(ComfyServerError):
     """A local ComfyUI that we launched exited or did not answer during start-up.
 
-    ``str()`` ends with the server log's last lines; ``summary`` is the one line the CLI prints.
+    ``str()`` ends with the server log's last lines; ``summary`` is the one line the CLI prints,
+    naming ``log_path`` (which the runner updates when it moves the log).
     """
 
-    def __init__(self, message: str, *, summary: str | None = None):
+    def __init__(self, message: str, *, summary: str | None = None, log_path=None):
         super().__init__(message)
-        self.summary = summary or message.splitlines()[0]
+        self._summary = summary or message.splitlines()[0]
+        self.log_path = log_path
+
+    @property
+    def summary(self) -> str:
+        return self._summary + (f" (log: {self.log_path})" if self.log_path else "")
 
 
 class ComfyHTTPError(ComfyServerError):

@@ -115,8 +115,7 @@ class LocalComfyUI:
         if missing:
             summary += (f"; {self.python} lacks ComfyUI's requirements: install them in this environment with "
                         f"`{Path(self.python).name} -m pip install -r {self.comfyui_path / 'requirements.txt'}`")
-        summary += f" (log: {self.log_path})"
-        return ComfyStartError(f"{summary}\nlast log lines:\n{tail}", summary=summary)
+        return ComfyStartError(f"{summary}\nlast log lines:\n{tail}", summary=summary, log_path=self.log_path)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -328,9 +328,11 @@ def _discard_if_nothing_done(out: Path):
     existed = out.exists()
     try:
         yield
-    except BaseException:
+    except BaseException as exc:
         if not existed and out.is_dir() and not _holds_results(out):
-            _discard(out)
+            moved = _discard(out)
+            if getattr(exc, "log_path", None) is not None:
+                exc.log_path = moved.get(Path(exc.log_path), exc.log_path)
         raise
 
 
@@ -339,14 +341,17 @@ def _holds_results(out: Path) -> bool:
     return manifest.is_file() and manifest.stat().st_size > 0
 
 
-def _discard(out: Path) -> None:
-    logs = sorted((out / "logs").glob("*.log")) if (out / "logs").is_dir() else []
-    for path in logs:
+def _discard(out: Path) -> dict[Path, Path]:
+    """Remove ``out``; returns {old: new} of the ComfyUI logs moved to the temp folder first."""
+    moved = {}
+    for path in sorted((out / "logs").glob("*.log")) if (out / "logs").is_dir() else []:
         kept = Path(tempfile.gettempdir()) / "pulid-studio-logs" / path.name
         kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(path), str(kept))
+        moved[path] = kept
         log.warning("no job ran, so %s is removed again; ComfyUI's log of this run is kept as %s", out, kept)
     shutil.rmtree(out, ignore_errors=True)
+    return moved
 
 
 def _check_servers_given(args) -> None:
