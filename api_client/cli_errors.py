@@ -51,7 +51,10 @@ def one_line(text: str) -> str:
     """``text`` on one line: multi-line details (a rejected prompt's failing nodes, a list of missing
     models) are joined with "; " so nothing is lost and the line still reads as one message."""
     parts = [re.sub(r"\s+", " ", line).strip() for line in str(text).splitlines()]
-    return "; ".join(p for p in parts if p) or "unknown error"
+    line = ""
+    for part in filter(None, parts):
+        line += (" " if line.endswith(":") else "; " if line else "") + part
+    return line or "unknown error"
 
 
 def report(exc: BaseException) -> int:

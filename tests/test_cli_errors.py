@@ -85,6 +85,8 @@ def test_exit_codes_by_kind_and_one_line():
     assert exit_code(KeyboardInterrupt()) == 130
     assert one_line("ComfyUI rejected the prompt: x\n  node 1 'A': bad\n\n  node 2 'B':   worse") == \
         "ComfyUI rejected the prompt: x; node 1 'A': bad; node 2 'B': worse"
+    assert one_line("server cannot run these jobs:\nunknown node classes:\n  A\n  B") == \
+        "server cannot run these jobs: unknown node classes: A; B"
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS, ids=lambda c: " ".join(c))
