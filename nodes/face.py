@@ -12,7 +12,7 @@ import folder_paths
 
 from ..pulid_flux.errors import PulidWeightsError
 from ..pulid_flux.face import FACE_ORDERS, load_bisenet, load_engine
-from ..pulid_flux.face.encode import FUSIONS, EncodeCache, FaceModels, encode_identity
+from ..pulid_flux.engine.encoder import FUSIONS, EncodeCache, FaceModels, encode_identity
 from ..pulid_flux.face.insightface_engine import find_pack_dir
 from ..pulid_flux.images import to_uint8
 from . import paths
