@@ -163,12 +163,12 @@ def _either(expected: str, **members):
 
 def _items(item, expected: str, *validators, non_empty: bool = True, none_as_empty: bool = False):
     """``list[item]`` whose wrong shape is reported as "expected <expected>" (also what a missing key says)."""
-    return Annotated[list[item], BeforeValidator(_list_of(expected, non_empty=non_empty, none_as_empty=none_as_empty)),
-                     *validators, Field(description=expected)]
+    check = BeforeValidator(_list_of(expected, non_empty=non_empty, none_as_empty=none_as_empty))
+    return Annotated[(list[item], check, *validators, Field(description=expected))]
 
 
 def _dict(key, value, expected: str, *validators):
-    return Annotated[dict[key, value], BeforeValidator(_mapping(expected)), *validators, Field(description=expected)]
+    return Annotated[(dict[key, value], BeforeValidator(_mapping(expected)), *validators, Field(description=expected))]
 
 
 def _not_private(name: str) -> str:
