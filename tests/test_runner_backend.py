@@ -1,7 +1,7 @@
 """The ComfyUI backend's event bookkeeping (several prompts on one websocket) and the model preflight."""
 
 import pytest
-from test_runner_fakes import FakeJob
+from runner_fakes import FakeJob
 
 from api_client.errors import ComfyConnectionError, WorkflowValidationError
 from api_client.events import Event

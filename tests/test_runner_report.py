@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_runner_fakes import FakeComfyBackends
+from runner_fakes import FakeComfyBackends
 
 from api_client.runner import comfy_backend, main
 
@@ -75,7 +75,7 @@ def test_report_needs_a_run_folder(tmp_path, caplog):
 
 
 def test_scoring_failure_keeps_the_run_and_says_what_to_do(tmp_path, tiny_pack, monkeypatch, caplog):
-    from test_runner_fakes import png_bytes
+    from runner_fakes import png_bytes
 
     monkeypatch.setattr(comfy_backend, "ComfyBackend", FakeComfyBackends(ticks=1))
     gray = tmp_path / "gray.png"

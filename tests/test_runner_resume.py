@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_runner_fakes import FakeComfyBackends, png_bytes
+from runner_fakes import FakeComfyBackends, png_bytes
 
 import api_client.runner.launch as launch_module
 from api_client.runner import comfy_backend, main
