@@ -54,6 +54,15 @@ WRONG = [
     ("api_client.overrides", "def lazy():\n    from pulid_flux.engine import model", "pulid_flux.engine",
      "the client never needs the PuLID engine"),
     ("nodes.pose", "from ..api_client import ComfyClient", "api_client", "the nodes do not drive ComfyUI"),
+    ("api_client.runner.execution.run", "from ..sources.ablation import load_spec", "api_client.runner.sources.ablation",
+     "sources and execution (api_client.runner) are independent parts of one layer"),
+    ("api_client.runner.sources.ablation.source", "from ...execution import run_plan", "api_client.runner.execution",
+     "execution and sources (api_client.runner) are independent parts of one layer"),
+    ("api_client.runner.reporting.scoring", "from ..execution.manifest import RunManifest",
+     "api_client.runner.execution.manifest", "execution and reporting (api_client.runner) are independent"),
+    ("api_client.runner.plan", "from .commands import SOURCES", "api_client.runner.commands",
+     "cli (api_client.runner) is a higher layer than plan"),
+    ("api_client.client", "from .runner import main", "api_client.runner", "the client's core does not know the runner"),
 ]
 
 
@@ -66,7 +75,7 @@ def test_a_wrong_import_is_caught(modules, module, line, imported, why):
 
 
 @pytest.mark.parametrize("module, line", [
-    ("api_client.runner.report", "def lazy():\n    from pulid_flux.scoring import score_gallery"),
+    ("api_client.runner.reporting.report", "def lazy():\n    from pulid_flux.scoring import score_gallery"),
     ("pulid_flux.engine.inject", "def lazy():\n    import comfy.model_patcher"),
     ("pulid_flux.tiny.pulid", "from ..engine.model import PulidFlux"),
     ("pulid_flux.engine.encoder", "from ..face.parsing import BiSeNet"),

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from runner_fakes import FakeComfyBackends
 
-from api_client.runner import comfy_backend, main
+from api_client.runner import main
+from api_client.runner.execution import comfy_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "workflows" / "ablation.yaml"

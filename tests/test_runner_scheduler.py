@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 from runner_fakes import FakeJob, FakeServer, RecordingSink, make_jobs
 
-from api_client.runner.scheduler import JobPool, Scheduler
+from api_client.runner.execution.scheduler import JobPool, Scheduler
 
 
 def run(servers, jobs, **kwargs):

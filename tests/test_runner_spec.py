@@ -6,7 +6,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from api_client.runner.spec import SpecError, load_spec, parse_spec, tag_problem
+from api_client.runner.sources.ablation.spec import (
+    SpecError,
+    load_spec,
+    parse_spec,
+    tag_problem,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -46,7 +51,7 @@ def test_shipped_spec_reproduces_the_comparison():
     assert len(spec.prompts) == 9
     assert len({p.tag for p in spec.prompts}) == 9
     assert [p.index for p in spec.prompts] == list(range(1, 10))
-    from api_client.runner.jobs import pose_for
+    from api_client.runner.sources.ablation.jobs import pose_for
 
     poses = [pose_for(p) for p in spec.prompts]
     assert {"headshot", "portrait", "medium"} <= set(poses)

@@ -30,7 +30,7 @@ LAYERS: dict[str, list[dict[str, tuple[str, ...]]]] = {
          "scoring": ("pulid_flux.scoring",), "tiny": ("pulid_flux.tiny",)},
     ],
     "api_client.runner": [
-        {"plan": ("api_client.runner.plan", "api_client.runner.files")},        # the typed plan, atomic files
+        {"plan": ("api_client.runner.plan", "api_client.runner.files", "api_client.runner.errors")},   # the typed plan
         {"sources": ("api_client.runner.sources",), "execution": ("api_client.runner.execution",),
          "reporting": ("api_client.runner.reporting",)},
         {"cli": ("api_client.runner.commands", "api_client.runner.__main__")},

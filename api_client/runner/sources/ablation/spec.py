@@ -35,7 +35,7 @@ Schema (version 1; paths are relative to the spec file)::
         composition: full body       # optional shot word or pose-bank name; else read from the text
 
 Every problem is reported as ``<file>: <key path>: <what was expected>``. The document's shape is
-checked by pydantic models (:mod:`.spec_schema`); this module adds what needs the workflows and the
+checked by pydantic models (:mod:`.schema`); this module adds what needs the workflows and the
 pose bank, and builds the typed :class:`Spec`.
 """
 
@@ -48,17 +48,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ComfyClientError, OverrideError, WorkflowFormatError
-from ..overrides import Override, get_input, parse_override, resolve_node
-from .spec_schema import (
+from ....errors import ComfyClientError, OverrideError, WorkflowFormatError
+from ....overrides import Override, get_input, parse_override, resolve_node
+from ...plan import Prompt
+from ..documents import DocumentError, validate
+from .schema import (
     ROLES,
     ConfigEntry,
-    DocumentError,
     PromptEntry,
     RuleEntry,
+    SpecDocument,
     SweepEntry,
     tag_problem,
-    validate_document,
 )
 
 __all__ = ["Config", "InputRef", "Param", "Prompt", "Rule", "Spec", "SpecError", "Sweep", "has_node", "load_spec",
@@ -122,14 +123,6 @@ class Config:
     index: int = 0
 
 
-@dataclass(frozen=True)
-class Prompt:
-    index: int          # 1-based position in the spec: the NN of the file names
-    tag: str
-    text: str
-    composition: str | None = None
-
-
 @dataclass
 class Spec:
     path: Path
@@ -176,7 +169,7 @@ def parse_spec(data: Any, path: str | Path) -> Spec:
     """Validate an already parsed spec document; ``path`` locates relative files and names errors."""
     path = Path(path)
     try:
-        document = validate_document(data)
+        document = validate(SpecDocument, data)
     except DocumentError as exc:
         (key, problem), more = exc.problems[0], exc.problems[1:]
         if more:
@@ -259,8 +252,8 @@ def _configs(check: _Checker, entries: list[ConfigEntry], workflows_dir: Path,
 
 
 def _load_workflow(check: _Checker, path: Path, key: str) -> dict:
-    from ..client import check_api_prompt
-    from ..convert import is_ui_workflow
+    from ....client import check_api_prompt
+    from ....convert import is_ui_workflow
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
