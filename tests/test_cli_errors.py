@@ -44,7 +44,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def reference(tmp_path) -> Path:
-    from test_runner_fakes import png_bytes
+    from runner_fakes import png_bytes
 
     path = tmp_path / "me.png"
     path.write_bytes(png_bytes(1, 64))
@@ -265,9 +265,9 @@ def test_convert_writes_no_output_file_on_error(tmp_path, capsys):
 def test_module_entry_points_share_the_convention(tmp_path):
     import subprocess
 
-    for module in ("pulid_flux.scoring.cli", "api_client.runner"):
-        argv = ["--images", tmp_path, "--reference", tmp_path / "x.png", "--out", tmp_path / "o"] \
-            if module.startswith("pulid_flux") else ["report", tmp_path / "o"]
+    for module, argv in (("api_client.cli", ["score", "--images", tmp_path, "--reference", tmp_path / "x.png",
+                                              "--out", tmp_path / "o"]),
+                         ("api_client.runner", ["report", tmp_path / "o"])):
         done = subprocess.run([sys.executable, "-m", module, *map(str, argv)], capture_output=True, text=True,
                               cwd=ROOT, timeout=120)
         assert done.returncode == EXIT_INPUT, done.stderr

@@ -23,14 +23,19 @@ import pytest
 import yaml
 from PIL import Image
 
+from api_client.cli import main as pulid_studio
 from pulid_flux.dataset import SHOT_TYPES
-from pulid_flux.dataset.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIGGER = "ohwx man"
 SUBJECT = "obama"
 MADE_HERE = {"no_face_landscape.jpg": None, "broken.jpg": None, "obama_02_copy.jpg": "obama",
              "obama_04_exif.jpg": "obama"}
+
+
+def cli_main(argv):
+    """``pulid-studio dataset ARGV`` in-process."""
+    return pulid_studio(["dataset", *argv])
 
 
 def labels(faces_dir):
@@ -251,7 +256,7 @@ def test_cli_subprocess_with_reference(tmp_path, faces_dir):
     for name in ("obama_02.jpg", "biden_02.jpg", "lecun_01.jpg"):
         shutil.copy(photos / name, inputs / name)
     output = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "pulid_flux.dataset.cli", "prepare", str(inputs), str(output),
+    proc = subprocess.run([sys.executable, "-m", "api_client.cli", "dataset", "prepare", str(inputs), str(output),
                            "--trigger", TRIGGER, "--engine", "dlib", "--reference", str(photos / "obama_01.jpg")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -99,10 +99,11 @@ def test_the_blocker_catches_a_posix_import(tmp_path):
 RUNNER_PATH = """
     from pathlib import Path
     from collections import Counter
-    from test_runner_fakes import FakeComfyBackends, png_bytes
-    from api_client.runner import comfy_backend, main
-    from api_client.runner.commands import _exclusive
-    from api_client.runner.launch import install_pack
+    from runner_fakes import FakeComfyBackends, png_bytes
+    from api_client.runner import main
+    from api_client.runner.execution import comfy_backend
+    from api_client.runner.execution.lock import exclusive
+    from api_client.runner.execution.launch import install_pack
 
     tmp = Path(TMP)
     reference = tmp / "me.png"
@@ -118,7 +119,7 @@ RUNNER_PATH = """
     comfy_backend.ComfyBackend = FakeComfyBackends(ticks=1, interrupt_on_poll=4)
     result["interrupted"] = main(argv)
     result["done_first"] = len(done())
-    with _exclusive(out):                          # another runner holds the folder
+    with exclusive(out):                           # another runner holds the folder
         result["locked"] = main(argv)
     comfy_backend.ComfyBackend = FakeComfyBackends(ticks=1)
     result["resumed"] = main(argv)

@@ -49,7 +49,11 @@ COMFYUI_PROVIDED = {"torch", "torchvision", "torchaudio", "torchsde", "numpy", "
 #: Import names whose distribution is named differently (checked against the installed metadata).
 IMPORT_TO_DIST = {"PIL": "pillow", "cv2": "opencv-python-headless", "yaml": "pyyaml", "dlib": "dlib-bin",
                   "websocket": "websocket-client", "face_recognition_models": "face-recognition-models",
-                  "comfyui_workflow_templates_json": "comfyui-workflow-templates-json", "tomli": "tomli"}
+                  "comfyui_workflow_templates_json": "comfyui-workflow-templates-json", "tomli": "tomli",
+                  "google": "protobuf", "pydantic_core": "pydantic-core"}
+#: Distributions imported directly that a declared package hard-requires (checked against its metadata):
+#: declaring them again would only add a second version bound to keep in step.
+COMES_WITH = {"pydantic-core": "pydantic", "protobuf": "onnx"}
 #: [test] entries used without an import: pytest plugins, enabled by their settings in pyproject.
 PYTEST_PLUGINS = {"pytest-timeout": "timeout"}
 
@@ -60,6 +64,11 @@ def normalize(name: str) -> str:
 
 def distribution_of(import_name: str) -> str:
     return normalize(IMPORT_TO_DIST.get(import_name, import_name))
+
+
+def declaring(dist: str) -> str:
+    """The distribution whose declaration covers ``dist``: itself, or the package that requires it."""
+    return COMES_WITH.get(dist, dist)
 
 
 @dataclass(frozen=True)
@@ -145,7 +154,7 @@ def runtime_problems(root: Path) -> list[str]:
                 problems.append(f"{where}: imports ComfyUI's {use.name!r} at module level outside nodes/ (the "
                                 "library and the client must import without ComfyUI)")
             continue
-        dist = distribution_of(use.name)
+        dist = declaring(distribution_of(use.name))
         used_by.setdefault(dist, set()).add(package)
         if dist not in requirements and dist not in COMFYUI_PROVIDED:
             problems.append(f"{where}: imports {use.name!r} (distribution {dist}), which neither requirements.txt "
@@ -180,7 +189,7 @@ def test_runtime_imports_match_the_declarations():
 
 def test_tests_imports_are_declared_in_the_extras_and_the_extras_are_used():
     deps, extras, data = read_pyproject(ROOT / "pyproject.toml")
-    local = {p.stem for p in (ROOT / "tests").rglob("*.py")}        # helper modules beside the tests
+    local = {p.stem for folder in ("tests", "tools") for p in (ROOT / folder).rglob("*.py")}   # first-party helpers
     declared = set(deps) | COMFYUI_PROVIDED | {d for extra in ("test", "browser") for d in extras[extra]}
     uses = [u for u in imports_of(sorted((ROOT / "tests").rglob("*.py")), ROOT)
             if u.name not in FIRST_PARTY | COMFYUI_MODULES | local]
@@ -206,6 +215,19 @@ def test_import_name_map_agrees_with_the_installed_metadata():
         assert name in tops, f"{dist} does not ship {name!r} (ships {sorted(tops)[:10]})"
         checked += 1
     assert checked >= 5
+
+
+def test_directly_imported_dependencies_come_with_their_declared_package():
+    checked = 0
+    for dist, parent in COMES_WITH.items():
+        try:
+            requires = importlib.metadata.requires(parent) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        hard = {next(iter(parse_requirement(r))) for r in requires if "extra ==" not in r}
+        assert dist in hard, f"{parent} does not require {dist} unconditionally: declare {dist} itself"
+        checked += 1
+    assert checked == len(COMES_WITH)
 
 
 def test_requirements_follow_the_comfyui_convention():

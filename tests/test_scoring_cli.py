@@ -1,4 +1,4 @@
-"""``pulid-studio score`` (``python -m pulid_flux.scoring.cli``): files, columns and exit codes.
+"""``pulid-studio score``: files, columns and exit codes.
 
 One end-to-end subprocess run scores composite images holding a real face (for dlib) and a
 synthetic one (for the synthetic insightface pack) with both engines; the other cases run the same
@@ -70,7 +70,7 @@ def test_cli_subprocess_two_engines(faces_dir, models_dir, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
-        [sys.executable, "-m", "pulid_flux.scoring.cli", "--reference", str(ref), "--images", str(images),
+        [sys.executable, "-m", "api_client.cli", "score", "--reference", str(ref), "--images", str(images),
          "--engine", "dlib", "--engine", "insightface", "--out", str(out), "--models-dir", str(models_dir),
          "--device", "cpu", "--dlib-upsample", "0"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)

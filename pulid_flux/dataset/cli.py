@@ -2,8 +2,8 @@
 [--reference IMG ...]``.
 
 ``add_parser(subparsers)`` adds the ``dataset`` command (with its ``prepare`` sub-command) to a
-larger CLI; ``run(args)`` executes parsed arguments and returns the exit status. Also runnable
-as ``python -m pulid_flux.dataset.cli prepare ...``.
+larger CLI (``pulid-studio``, api_client.cli, which reports the errors ``run`` raises); ``run(args)``
+executes parsed arguments and returns the exit status.
 
 Exit status (the ``pulid-studio`` convention): 0 when at least one photo was accepted, 1 when none
 was (the report says why for each), 2 for bad arguments or input (the message names the file and
@@ -168,14 +168,3 @@ def run(args) -> int:
         log.warning("no photo was accepted; see %s for the reason of each", result.report_path)
         return EXIT_NOTHING_ACCEPTED
     return 0
-
-
-def main(argv=None) -> int:
-    """``python -m pulid_flux.dataset.cli prepare ...`` is ``pulid-studio dataset prepare ...``."""
-    from api_client.cli import main as cli_main
-
-    return cli_main(["dataset", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,8 @@ threshold}}) and ``OUTDIR/run_info.json``. ``--gallery DIR`` scores ``DIR/<confi
 and also writes per-config CSVs, grids and a plot. ``--calibrate DIR`` measures same/different-person
 similarities on labelled photos and suggests a threshold.
 
-Also runnable as ``python -m pulid_flux.scoring.cli ...`` (same options, no ``score`` word).
+Run through ``pulid-studio score`` (api_client.cli), which reports errors and exit codes the same
+way for every command; the library does not know the client, so it has no entry point of its own.
 """
 
 from __future__ import annotations
@@ -156,14 +157,3 @@ def run(args) -> int:
         sys.stdout.write(format_table({"images": result.summary}) + "\n")
     sys.stdout.write(f"results written to {args.out}\n")
     return 0
-
-
-def main(argv=None) -> int:
-    """``python -m pulid_flux.scoring.cli ...`` is ``pulid-studio score ...`` (same messages and exit codes)."""
-    from api_client.cli import main as cli_main
-
-    return cli_main(["score", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

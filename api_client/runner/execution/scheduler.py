@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..errors import ComfyClientError, ComfyServerError
+from ...errors import ComfyClientError, ComfyServerError
 
 log = logging.getLogger(__name__)
 
