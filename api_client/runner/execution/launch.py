@@ -61,7 +61,7 @@ def model_paths_yaml(models_dirs: Sequence[Path]) -> str:
 
 
 def launch(comfyui_path: str | Path, *, models_dirs: Sequence[Path], log_path: Path, single_thread: bool = False,
-           startup_timeout: float = 240.0) -> LaunchedComfyUI:
+           startup_timeout: float = 240.0, tiny: bool = False) -> LaunchedComfyUI:
     """Start ComfyUI (see the module docstring); the caller stops it."""
     env = dict(os.environ)
     env.setdefault("DO_NOT_TRACK", "1")
@@ -69,6 +69,10 @@ def launch(comfyui_path: str | Path, *, models_dirs: Sequence[Path], log_path: P
     if single_thread:
         # The tiny models' ops are so small that a thread pool only adds overhead on a busy CPU.
         env["OMP_NUM_THREADS"] = "1"
+    if tiny:
+        # The tiny Flux is narrower than FLUX.1: the pack lets ComfyUI builds that fix 24 heads load it.
+        from pulid_flux.tiny.comfyui_detection import TINY_FLUX_ENV
+        env[TINY_FLUX_ENV] = "1"
     server = LaunchedComfyUI(comfyui_path, log_path=log_path, startup_timeout=startup_timeout, env=env,
                              extra_args=["--preview-method", "none"])
     base = server.base_directory
