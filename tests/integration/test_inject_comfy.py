@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from pulid_flux import PulidFlux, PulidIdentity
 from pulid_flux.errors import PulidError
-from pulid_flux.inject import apply_pulid
+from pulid_flux.engine.inject import apply_pulid
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,7 @@ def test_reference_latents_and_text_get_no_identity(flux, pulid, io, monkeypatch
     there the pack's own DIFFUSION_MODEL wrapper (the generated-token grid) and double-block hook (the
     text length) do.
     """
-    from pulid_flux.inject import PulidBlockHook, hook_positions
+    from pulid_flux.engine.inject import PulidBlockHook, hook_positions
 
     seen = []
     hook_call = PulidBlockHook.__call__
