@@ -109,7 +109,9 @@ class FakeComfy:
         if pending:
             return web.Response(status=pending.pop(0), text="temporarily broken")
         handler = {
-            ("GET", "/system_stats"): lambda: web.json_response({"system": {"comfyui_version": "0.33.0"}, "devices": []}),
+            ("GET", "/system_stats"): lambda: web.json_response({"system": {"comfyui_version": "0.33.0",
+                                                                           "required_frontend_version": "1.49.6"},
+                                                                "devices": []}),
             ("GET", "/object_info"): lambda: web.json_response({"EmptyImage": {"input": {"required": {}}}}),
             ("GET", "/queue"): lambda: web.json_response({"queue_running": [], "queue_pending": [
                 [0, item["prompt_id"], item["prompt"], {}, []] for item in self.queued if item["prompt_id"] not in self.history]}),
@@ -222,6 +224,16 @@ def make_client(url, **kwargs) -> ComfyClient:
     kwargs.setdefault("retry", RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02))
     kwargs.setdefault("timeout", 5.0)
     return ComfyClient(url, **kwargs)
+
+
+def test_frontend_version_is_asked_once_and_sets_the_conversion_rules(fake, monkeypatch):
+    client = make_client(fake.url)
+    assert client.frontend_version() == "1.49.6" and client.frontend_version() == "1.49.6"
+    assert [r[1] for r in fake.requests].count("/system_stats") == 1
+    seen = {}
+    monkeypatch.setattr("api_client.client.ui_to_api", lambda workflow, info, **kw: seen.update(kw) or {})
+    client.convert({"nodes": [], "links": []})
+    assert seen["frontend"] == "1.49.6"
 
 
 def test_rest_calls_and_5xx_retries(fake):

@@ -429,6 +429,35 @@ def test_subgraph_instance_widgets_values_override_the_promoted_widget(object_in
     assert prompt["10:6"]["inputs"]["text"] == "from the instance"
 
 
+def test_frontend_1_35_keeps_subgraph_ids_and_ignores_instance_values(object_info):
+    """The 1.35 frontend of ComfyUI 0.8.0 (checked over its template library): no renumbering of a
+    subgraph node id another graph uses, and an instance's widgets_values do not reach the inner
+    widgets."""
+    prompt = ui_to_api(subgraph_workflow(instance_values=["from the instance"]), object_info, frontend="1.35.9")
+    assert prompt["10:3"]["inputs"]["negative"] == ["10:9", 0] and "10:11" not in prompt
+    assert prompt["10:9"]["inputs"] == {"text": "ugly", "clip": ["4", 1]}
+    assert prompt["10:6"]["inputs"]["text"] == "inner default"
+    assert prompt["9"]["class_type"] == "SaveImage"          # the root's node 9 keeps its id too
+
+
+def test_frontend_1_35_sends_the_audio_player_and_numbers_custom_combo_options_from_0(object_info):
+    ui = UI()
+    ui.node(1, "LoadAudio", ["a.flac", None, None], outputs=[("AUDIO", "AUDIO")])
+    ui.node(2, "CustomCombo", ["b", "a", "b", ""], outputs=[("STRING", "STRING")])
+    legacy = ui_to_api(ui.build(), object_info, frontend="1.35.9")
+    assert legacy["1"]["inputs"] == {"audio": "a.flac", "audioUI": ""}
+    assert legacy["2"]["inputs"] == {"choice": "b", "option0": "a", "option1": "b", "option2": ""}
+    current = ui_to_api(ui.build(), object_info, frontend="1.49.6")
+    assert current["1"]["inputs"] == {"audio": "a.flac"}
+
+
+@pytest.mark.parametrize("version,rules", [("1.35.9", "1.35"), ("1.35", "1.35"), ("1.36.0", "1.49"),
+                                           ("1.49.6", "1.49"), (None, "1.49"), ("nightly", "1.49")])
+def test_frontend_rules_by_version(version, rules):
+    from api_client.node_info import frontend_rules
+    assert frontend_rules(version).name == rules
+
+
 def test_subgraph_input_linked_from_outside_wins(object_info):
     workflow = subgraph_workflow(instance_values=["unused"])
     workflow["nodes"].append({"id": 12, "type": "StringConcatenate", "mode": 0, "widgets_values": ["a", "b", " "],
