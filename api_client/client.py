@@ -273,13 +273,13 @@ class ComfyClient:
         return str(answer.get("prompt_id") or prompt_id)
 
     def _server_knows(self, prompt_id: str) -> bool:
-        if self.history(prompt_id):
-            return True
+        # The queue first: a prompt moves from the queue to the history, so one that finishes between
+        # the two looks is still seen (history first would miss it and queue it twice).
         queue = self.queue()
         for item in list(queue.get("queue_running", [])) + list(queue.get("queue_pending", [])):
             if len(item) > 1 and item[1] == prompt_id:
                 return True
-        return False
+        return bool(self.history(prompt_id))
 
     def events(self) -> EventStream:
         """A websocket event stream for this client id (call ``connect()`` or use ``with``)."""

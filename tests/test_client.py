@@ -339,6 +339,25 @@ def test_prompt_post_carries_client_and_prompt_ids(fake):
     assert body["extra_data"] == {"extra_pnginfo": {"workflow": {}}}
 
 
+def test_a_prompt_finishing_while_the_client_looks_is_still_found():
+    """The retry check looks at the queue and the history; a prompt that moves from one to the other
+    right after the first look must still count as queued (else a retried POST queues it twice)."""
+    client = make_client("http://127.0.0.1:1")
+    state = {"where": "queue"}
+
+    def look(place, answer):
+        def call(*args):
+            found = state["where"] == place
+            state["where"] = "history"          # the prompt finishes right after the first look
+            return answer(found)
+        return call
+
+    client.queue = look("queue", lambda found: {"queue_running": [[0, "p1", {}, {}, []]] if found else [],
+                                                "queue_pending": []})
+    client.history = look("history", lambda found: {"p1": {}} if found else {})
+    assert client._server_knows("p1")
+
+
 def test_retried_prompt_post_is_not_queued_twice(fake):
     client = make_client(fake.url)
     # the first POST reaches the server but its answer is lost (a 502 from a proxy, say)
