@@ -5,7 +5,12 @@ import struct
 
 import pytest
 
-from pulid_flux.sweep.checkpoints import CheckpointError, discover_checkpoints, read_metadata, step_from_metadata
+from pulid_flux.sweep.checkpoints import (
+    CheckpointError,
+    discover_checkpoints,
+    read_metadata,
+    step_from_metadata,
+)
 
 
 def write_safetensors(path, metadata=None):

@@ -73,7 +73,7 @@ def test_clip_score_equals_open_clips_own_computation(tiny_clip, no_network):
 
 
 def test_memorization_is_the_best_image_image_cosine(tiny_clip, no_network):
-    folder, arch, weights = tiny_clip
+    _, arch, weights = tiny_clip
     scorer = load_clip_scorer(parse_clip_model(f"{arch}:{weights}", []))
     dataset = images(4, seed=1)
     generated = [dataset[2], images(1, seed=7)[0]]
@@ -99,7 +99,7 @@ def test_the_spec_must_be_arch_colon_file(text):
 
 
 def test_unknown_or_downloading_architectures_are_refused(tiny_clip, no_network):
-    folder, _, weights = tiny_clip
+    _, _, weights = tiny_clip
     with pytest.raises(ClipModelError, match="not an open_clip architecture"):
         load_clip_scorer(parse_clip_model(f"ViT-Q-99:{weights}"))
     with pytest.raises(ClipModelError, match="Hugging Face"):
@@ -107,7 +107,7 @@ def test_unknown_or_downloading_architectures_are_refused(tiny_clip, no_network)
 
 
 def test_a_wrong_weights_file_names_the_file(tiny_clip, tmp_path, no_network):
-    folder, arch, _ = tiny_clip
+    _, arch, _ = tiny_clip
     bogus = tmp_path / "bogus.pt"
     bogus.write_bytes(b"not a checkpoint")
     with pytest.raises(ClipModelError, match="bogus.pt: cannot be loaded as open_clip pulid-tiny-clip"):

@@ -111,7 +111,13 @@ def test_the_ablation_spec_runs_the_chosen_checkpoint(tmp_path):
 
 def test_scoring_real_photos_dlib_identity_clip_and_memorization(tmp_path, faces_dir):
     from pulid_flux.sweep.clip_score import load_clip_scorer, parse_clip_model
-    from pulid_flux.sweep.scoring import DLIB, SweepImage, dataset_features, load_identity_engines, score_images
+    from pulid_flux.sweep.scoring import (
+        DLIB,
+        SweepImage,
+        dataset_features,
+        load_identity_engines,
+        score_images,
+    )
     from pulid_flux.tiny import build_tiny_models
     from pulid_flux.tiny.open_clip_tiny import write_tiny_open_clip
 

@@ -87,14 +87,13 @@ def write_report(out_dir, *, summaries: Sequence[GroupSummary], recommendation: 
     lines += [(STYLE_RULE if style else RULE) + f" In force: δ = {recommendation.delta:g}"
               + ("" if style else f", ε = {recommendation.epsilon:g}") + f"; identity = `{info.identity_column}`.", ""]
     if ablation_spec is not None:
-        lines += [f"Ready ablation spec for this choice: [`{ablation_spec.name}`]({ablation_spec.name}) "
-                  f"(`pulid-studio ablate {ablation_spec.name} --lora-dir {info.checkpoint_dir} ...`).", ""]
+        run = f"pulid-studio ablate {ablation_spec.name} --lora-dir {info.checkpoint_dir} ..."
+        lines += [f"Ready ablation spec for this choice: [`{ablation_spec.name}`]({ablation_spec.name}) (`{run}`).", ""]
     lines += _table(summaries, recommendation, style)
     lines += ["", f"![scores against the {'strength' if style else 'step'}]({CURVE})", "", "## Strips", ""]
     lines += [f"- [{p.stem}](strips/{p.name})" for p in strips]
     lines += ["", "## How the numbers were made", ""]
-    lines += [f"- Checkpoints: `{info.checkpoint_dir}`; prompts and seeds from `{info.spec}`, config "
-              f"`{info.config}`",
+    lines += [f"- Checkpoints: `{info.checkpoint_dir}`; prompts and seeds from `{info.spec}`, config `{info.config}`",
               f"- Reference: {', '.join(f'`{r}`' for r in info.reference)}",
               f"- CLIP score: open_clip `{info.clip_model}`, cosine of the image and prompt embeddings",
               "- Memorization: " + (f"highest CLIP image-image cosine to the images of `{info.dataset}`"

@@ -1,8 +1,9 @@
 """``strips/<tag>.png``: one strip per prompt, the same prompt and seed at every checkpoint side by side.
 
 Columns are the checkpoints in step order, headed by the step (the recommended one marked
-"(chosen)": PIL's default font has no star); rows are the seeds. Each tile's label gives its identity and CLIP score (orange when no face was
-found). Drawn with the scoring grid renderer, so strips and report grids look alike.
+"(chosen)": PIL's default font has no star); rows are the seeds. Each tile's label gives its
+identity and CLIP score (orange when no face was found). Drawn with the scoring grid renderer, so
+strips and report grids look alike.
 """
 
 from __future__ import annotations
