@@ -42,7 +42,8 @@ def parse_lora_list(value: Any, where: str) -> tuple[LoraEntry, ...]:
         key = f"{where}[{i}]"
         if not isinstance(item, Mapping):
             # ValueError like every other spec problem: the spec loader turns these into SpecErrors.
-            raise ValueError(f"{key}: expected a mapping {{name: <file>, strength: <number>}}, got {item!r}")  # noqa: TRY004
+            problem = f"{key}: expected a mapping {{name: <file>, strength: <number>}}, got {item!r}"
+            raise ValueError(problem)  # noqa: TRY004
         unknown = sorted(set(item) - {"name", "strength"})
         if unknown:
             raise ValueError(f"{key}.{unknown[0]}: unknown key; expected name and strength")
