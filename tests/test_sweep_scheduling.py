@@ -19,10 +19,10 @@ def test_a_thief_keeps_stealing_from_the_same_block():
     pool = JobPool(make_jobs(2, 6))
     taken = {"a": [], "b": [], "c": []}
     while len(pool):
-        for server in taken:
+        for server, blocks in taken.items():
             job = pool.take(server)
             if job is not None:
-                taken[server].append(job.block)
+                blocks.append(job.block)
     for server, blocks in taken.items():
         runs = block_runs(blocks)
         assert len(runs) == len(set(runs)), f"{server} came back to a block: {blocks}"
