@@ -40,3 +40,19 @@ def test_no_server_runs_a_block_twice_through_the_scheduler(servers, ticks):
     for fake in fakes:
         runs = block_runs([block_of[j] for j in fake.executed])
         assert len(runs) == len(set(runs)), f"{fake.name} came back to a block: {runs}"
+
+
+def test_launch_yaml_puts_the_checkpoint_folder_first(tmp_path):
+    import yaml
+
+    from api_client.runner.launch import model_paths_yaml
+
+    models = tmp_path / "models"
+    (models / "loras").mkdir(parents=True)
+    sweep_dir = tmp_path / "my trainings" / "id"
+    config = yaml.safe_load(model_paths_yaml([models], {"loras": [sweep_dir]}))
+    first = next(iter(config))
+    assert config[first] == {"is_default": True, "loras": str(sweep_dir.resolve())}
+    assert config["models_0"]["loras"] == "loras"
+    assert yaml.safe_load(model_paths_yaml([models])) == {"models_0": {"base_path": str(models.resolve()),
+                                                                       "loras": "loras"}}
