@@ -160,7 +160,7 @@ def load_clip_scorer(spec: ClipModelSpec, *, device: str = "cpu") -> ClipScorer:
         raise ClipModelError(f"CLIP score model file {spec.file} not found")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            spec.arch, pretrained=str(spec.file), device=device, weights_only=True, pretrained_text=False)
+            spec.arch, pretrained=str(spec.file), device=device, weights_only=True)
     except Exception as exc:  # open_clip/torch raise many types for a wrong or unsafe file
         hint = ""
         if "TorchScript" in str(exc) or "weights_only" in str(exc):
