@@ -56,3 +56,81 @@ def test_launch_yaml_puts_the_checkpoint_folder_first(tmp_path):
     assert config["models_0"]["loras"] == "loras"
     assert yaml.safe_load(model_paths_yaml([models])) == {"models_0": {"base_path": str(models.resolve()),
                                                                        "loras": "loras"}}
+
+
+# ----------------------------------------------------------------------------- the sweep's jobs
+
+def sweep_setup(max_prompts=3, seeds=(1, 2)):
+    from pathlib import Path
+
+    from api_client.runner.jobs import Selection
+    from api_client.runner.spec import load_spec
+    from api_client.runner.sweep_jobs import identity_columns, sweep_config
+    from pulid_flux.sweep.checkpoints import Checkpoint
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "workflows" / "ablation.yaml")
+    checkpoints = [Checkpoint(f"id_{s:09d}.safetensors", Path(f"/x/id_{s:09d}.safetensors"), s) for s in (250, 500)]
+    checkpoints.append(Checkpoint("id.safetensors", Path("/x/id.safetensors"), None, final=True))
+    names = {c.file: c.file for c in checkpoints}
+    config = sweep_config(spec, "02_lora", "LoRA")
+    columns = identity_columns(checkpoints, names, 1.0)
+    return spec, config, columns, Selection(max_prompts=max_prompts, seeds=seeds, tiny=True)
+
+
+def test_sweep_jobs_are_column_major_with_snake_prompts():
+    from api_client.runner.sweep_jobs import sweep_jobs
+
+    spec, config, columns, selection = sweep_setup()
+    jobs = sweep_jobs(spec, config, columns, lora_node="LoRA", selection=selection)
+    assert len(jobs) == 3 * 3 * 2 and len({j.job_id for j in jobs}) == 18
+    assert [j.block for j in jobs] == [0] * 6 + [1] * 6 + [2] * 6
+    assert [j.order for j in jobs] == list(range(18))
+    order = [(j.config, j.prompt.index, j.seed) for j in jobs]
+    assert order[:6] == [("id_000000250", p, s) for p in (1, 2, 3) for s in (1, 2)]
+    assert order[6:12] == [("id_000000500", p, s) for p in (3, 2, 1) for s in (1, 2)]   # snake: 3 is reused
+    assert order[12:] == [("id", p, s) for p in (1, 2, 3) for s in (1, 2)]
+    for job in jobs:
+        lora = job.graph["20"]["inputs"]
+        assert lora["lora_name"] == f"{job.config}.safetensors" and lora["strength_model"] == 1.0
+        assert job.file == f"gallery/{job.config}/{job.prompt.index:02d}_{job.prompt.tag}_s{job.seed}.png"
+        assert dict(job.params) == {"checkpoint": f"{job.config}.safetensors"}
+    # Stable ids: the same plan gives the same jobs (resume finds them).
+    assert [j.job_id for j in sweep_jobs(spec, config, columns, lora_node="LoRA", selection=selection)] == \
+        [j.job_id for j in jobs]
+
+
+def test_naive_order_is_prompt_major():
+    from api_client.runner.sweep_jobs import naive_order, sweep_jobs
+
+    spec, config, columns, selection = sweep_setup(max_prompts=2, seeds=(1,))
+    naive = naive_order(sweep_jobs(spec, config, columns, lora_node="LoRA", selection=selection))
+    assert [(j.prompt.index, j.config) for j in naive] == [
+        (p, c) for p in (1, 2) for c in ("id_000000250", "id_000000500", "id")]
+    assert [j.block for j in naive] == [1, 1, 1, 2, 2, 2]
+
+
+def test_style_columns_stack_the_style_lora():
+    from api_client.runner.sweep_jobs import style_columns, sweep_jobs
+    from pulid_flux.sweep.checkpoints import Checkpoint
+
+    spec, config, _, selection = sweep_setup(max_prompts=1, seeds=(1,))
+    chosen = Checkpoint("id_000000500.safetensors", None, 500)
+    columns = style_columns(chosen, {chosen.file: chosen.file}, 1.0, "water.safetensors", [0, 0.5, 1])
+    jobs = sweep_jobs(spec, config, columns, lora_node="LoRA", selection=selection)
+    assert [j.config for j in jobs] == ["style-0", "style-0.5", "style-1"]
+    for job, strength in zip(jobs, (0.0, 0.5, 1.0)):
+        assert job.graph["20"]["inputs"]["lora_name"] == "id_000000500.safetensors"
+        style = next(n for n in job.graph.values() if n.get("_meta", {}).get("title") == "LoRA 2")
+        assert style["inputs"]["lora_name"] == "water.safetensors" and style["inputs"]["strength_model"] == strength
+        assert dict(job.params) == {"checkpoint": "id_000000500.safetensors", "style_strength": strength}
+
+
+def test_the_sweep_config_must_have_the_lora_node():
+    from api_client.runner.spec import SpecError
+    from api_client.runner.sweep_jobs import sweep_config
+
+    spec, *_ = sweep_setup()
+    with pytest.raises(SpecError, match="has no node 'LoRA'"):
+        sweep_config(spec, "01_base", "LoRA")
+    with pytest.raises(SpecError, match="no config named 'nope'"):
+        sweep_config(spec, "nope", "LoRA")
