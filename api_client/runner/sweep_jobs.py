@@ -89,8 +89,9 @@ def sweep_config(spec: Spec, name: str, lora_node: str) -> Config:
 
 
 def sweep_jobs(spec: Spec, config: Config, columns: Sequence[SweepColumn], *, lora_node: str,
-               selection: Selection = Selection()) -> list[Job]:
+               selection: Selection | None = None) -> list[Job]:
     """Every column x prompt x seed in the module docstring's order (one block per column)."""
+    selection = selection or Selection()
     prompts = spec.prompts[:selection.max_prompts] if selection.max_prompts else spec.prompts
     seeds = list(selection.seeds) if selection.seeds else spec.seeds
     base = apply_overrides(config.graph, config.overrides)
