@@ -71,6 +71,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     _add_score_arguments(report)
     report.set_defaults(func=_interruptible(cmd_report))
 
+    # The checkpoint sweep: a plan source of the same engine.
+    from .sweep import add_sweep_parser
+    add_sweep_parser(subparsers)
+
 
 def _interruptible(handler):
     """Ctrl-C outside the scheduler (launching, scoring) ends the command with 130, not a traceback;
@@ -96,8 +100,11 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="ablation spec (YAML), e.g. workflows/ablation.yaml")
+def _add_run_arguments(parser: argparse.ArgumentParser, *, spec: bool = True, several_references: bool = False) -> None:
+    """The engine's flags. ``spec``: the positional SPEC (the sweep has CHECKPOINT_DIR there);
+    ``several_references``: ``--reference A B`` as well as ``--reference A --reference B``."""
+    if spec:
+        parser.add_argument("spec", help="ablation spec (YAML), e.g. workflows/ablation.yaml")
     parser.add_argument("--out", required=True, help="output folder (gallery/, manifest.jsonl, report.md)")
     parser.add_argument("--server", action="append", default=[], metavar="URL",
                         help="ComfyUI server to use (repeatable; jobs are spread over all of them)")
@@ -107,20 +114,26 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="smoke test: tiny random-weight models, a synthetic reference face; images are noise")
     parser.add_argument("--tiny-models", metavar="DIR", default=None,
                         help="where --tiny builds its models (default ~/.cache/pulid_studio/tiny_models)")
-    parser.add_argument("--reference", action="append", default=[], metavar="IMAGE",
+    parser.add_argument("--reference", action="extend" if several_references else "append", default=[],
+                        nargs="+" if several_references else None, metavar="IMAGE",
                         help="reference photo(s): the first feeds PuLID, all are used for scoring "
                              "(default: the spec's reference)")
     parser.add_argument("--max-prompts", type=int, default=None, metavar="N", help="only the first N prompts")
     parser.add_argument("--seeds", default=None, metavar="S1,S2", help="seeds to use instead of the spec's")
-    parser.add_argument("--configs", default=None, metavar="A,B", help="only these configs")
-    parser.add_argument("--sweep", action="append", default=[], metavar="NAME",
-                        help="enable a sweep the spec defines (repeatable)")
-    parser.add_argument("--no-sweeps", action="store_true", help="ignore every sweep (one job per config x prompt x seed)")
+    if spec:  # choosing among the spec's configs and sweeps
+        parser.add_argument("--configs", default=None, metavar="A,B", help="only these configs")
+        parser.add_argument("--sweep", action="append", default=[], metavar="NAME",
+                            help="enable a sweep the spec defines (repeatable)")
+        parser.add_argument("--no-sweeps", action="store_true",
+                            help="ignore every sweep (one job per config x prompt x seed)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
                         help="override an input in every config, e.g. --set Latent.width=512 (repeatable)")
     parser.add_argument("--depth", type=int, default=2, help="prompts kept queued per server (default 2)")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state, run nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--lora-dir", action="append", default=[], metavar="DIR",
+                        help="with --launch: also list the LoRA files of DIR (in place, searched first), e.g. the "
+                             "checkpoint folder of a sweep (repeatable)")
 
 
 def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +172,7 @@ class Plan:
     reference: Reference
     tiny_models: Path | None
     settings: dict = field(default_factory=dict)
+    extra_paths: dict = field(default_factory=dict)   # model folder -> directories a launched server adds
 
 
 def _parse_csv_ints(text: str | None, what: str) -> tuple[int, ...] | None:
@@ -222,11 +236,7 @@ def build_plan(args) -> Plan:
     if needs_reference and reference.data is None:
         raise RunnerError(f"config {needs_reference[0].config} needs a reference photo (node "
                           f"{spec.inputs['reference']}): pass --reference IMAGE or set 'reference:' in {spec.path}")
-    tiny_models = None
-    if args.tiny:
-        from .launch import DEFAULT_TINY_MODELS
-
-        tiny_models = Path(args.tiny_models).expanduser().resolve() if args.tiny_models else DEFAULT_TINY_MODELS
+    tiny_models = tiny_models_dir(args)
     settings = {"spec": str(Path(args.spec).resolve()), "spec_name": spec.name, "tiny": bool(args.tiny),
                 "tiny_models": str(tiny_models) if tiny_models else None,
                 "reference": [str(p) for p in reference.files],
@@ -236,7 +246,28 @@ def build_plan(args) -> Plan:
                 "configs": sorted({j.config for j in all_jobs}, key=[c.name for c in spec.configs].index),
                 "rules": _rule_notes(spec, jobs)}
     return Plan(spec=spec, out=out, selection=selection, jobs=jobs, all_jobs=all_jobs, reference=reference,
-                tiny_models=tiny_models, settings=settings)
+                tiny_models=tiny_models, settings=settings, extra_paths=lora_dirs(args))
+
+
+def lora_dirs(args) -> dict:
+    """``--lora-dir`` folders as launch extra paths ({"loras": [...]}); each must exist."""
+    folders = [Path(d).expanduser() for d in getattr(args, "lora_dir", [])]
+    for folder in folders:
+        if not folder.is_dir():
+            raise RunnerError(f"--lora-dir {folder}: not a folder")
+    if folders and not args.launch:
+        log.warning("--lora-dir only reaches a server this command launches (--launch); a --server must list "
+                    "those LoRA files itself (extra_model_paths.yaml)")
+    return {"loras": folders} if folders else {}
+
+
+def tiny_models_dir(args) -> Path | None:
+    """Where --tiny builds its models (None without --tiny)."""
+    if not args.tiny:
+        return None
+    from .launch import DEFAULT_TINY_MODELS
+
+    return Path(args.tiny_models).expanduser().resolve() if args.tiny_models else DEFAULT_TINY_MODELS
 
 
 def _uses_reference(spec: Spec, job: Job) -> bool:
@@ -300,10 +331,13 @@ def _exclusive(out: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _generate(args, *, report: bool) -> int:
+def _generate(args, *, report: bool, build=None, after=None) -> int:
+    """Plan, run what is not done yet, then report. ``build(args) -> Plan`` is the plan source (the
+    ablation spec by default; the checkpoint sweep brings its own) and ``after(args, plan,
+    finished)`` its report writer."""
     _configure_logging(args.quiet)
     started = time.monotonic()
-    plan = build_plan(args)
+    plan = (build or build_plan)(args)
     manifest = RunManifest(plan.out)
     if args.dry_run:
         return _dry_run(plan, manifest)
@@ -325,7 +359,7 @@ def _generate(args, *, report: bool) -> int:
         if missing and code == EXIT_OK:
             code = EXIT_INCOMPLETE
         if report and code != EXIT_INTERRUPTED:
-            _report_after_run(args, plan, finished)
+            (after or _report_after_run)(args, plan, finished)
     log.info("finished in %.1fs: %d of %d job(s) done%s", time.monotonic() - started,
              len(plan.jobs) - len(missing), len(plan.jobs),
              f"; {len(missing)} not done (run the same command again to finish them)" if missing else "")
@@ -383,7 +417,8 @@ def _run_jobs(args, plan: Plan, manifest: RunManifest, todo: list[Job]) -> int:
             logs = plan.out / "logs"
             logs.mkdir(parents=True, exist_ok=True)
             server = launch(args.launch, models_dirs=models_dirs, single_thread=args.tiny,
-                            log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
+                            log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log",
+                            extra_paths=plan.extra_paths or None)
             stack.callback(server.stop)
             urls.insert(0, server.url)
         backends = []
@@ -519,6 +554,9 @@ def cmd_report(args) -> int:
         settings = json.loads((out / RUN_INFO).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RunnerError(f"{out / RUN_INFO} is missing or unreadable ({exc}); is {out} the --out of a run?") from None
+    if settings.get("kind") == "sweep":
+        raise RunnerError(f"{out} is a checkpoint sweep: run the same `pulid-studio sweep` command again (it generates "
+                          "nothing that is done and re-scores only when something changed; --force-report re-scores)")
     gallery_manifest = out / "gallery" / GALLERY_MANIFEST
     try:
         rows = json.loads(gallery_manifest.read_text(encoding="utf-8"))

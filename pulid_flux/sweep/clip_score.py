@@ -22,10 +22,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import PulidError
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the client's parser reads this module's defaults
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ class ClipScorer:
 
     def image_features(self, images: Sequence) -> np.ndarray:
         """(N, D) unit image embeddings of PIL images or RGB uint8 arrays."""
+        import numpy as np
         import torch
         from PIL import Image
 
@@ -141,6 +144,8 @@ def _unit(features) -> np.ndarray:
 
 def pair_cosines(a: np.ndarray, b: np.ndarray) -> list[float]:
     """Row-wise cosine of unit rows, rounded to SCORE_DECIMALS."""
+    import numpy as np
+
     return [round(float(v), SCORE_DECIMALS) for v in np.sum(a * b, axis=1)]
 
 
