@@ -1,5 +1,7 @@
 """``pulid-studio sweep`` without a server: the plan, its checks, and the servers' LoRA names."""
 
+import typing
+
 import pytest
 
 from api_client.runner import main
@@ -78,7 +80,7 @@ def test_style_dry_run_sweeps_the_strengths_on_one_checkpoint(checkpoints, tiny_
 
 
 class FakeClient:
-    listings: dict = {}
+    listings: typing.ClassVar[dict] = {}
 
     def __init__(self, url, **kwargs):
         self.url = url
@@ -97,7 +99,6 @@ class FakeClient:
 
 def test_server_lora_names_find_subfolders_and_name_what_is_missing(monkeypatch):
     import api_client.client
-
     from api_client.runner.sweep import server_lora_names
 
     monkeypatch.setattr(api_client.client, "ComfyClient", FakeClient)
