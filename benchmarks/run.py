@@ -113,7 +113,7 @@ def table(results: dict) -> str:
 def write_readme(text: str, readme: Path = ROOT / "README.md") -> None:
     content = readme.read_text()
     new = re.sub(r"(<!-- benchmarks:start -->\n).*?(\n<!-- benchmarks:end -->)",
-                 lambda m: m.group(1) + text + m.group(2), content, flags=re.S)
+                 lambda m: m.group(1) + text + m.group(2), content, flags=re.DOTALL)
     readme.write_text(new)
 
 

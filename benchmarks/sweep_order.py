@@ -34,7 +34,12 @@ def _plan(folder: Path, prompts: int, seed: int):
     from api_client.overrides import parse_override, resolve_node
     from api_client.runner.jobs import Selection
     from api_client.runner.spec import load_spec
-    from api_client.runner.sweep_jobs import identity_columns, lora_strength, sweep_config, sweep_jobs
+    from api_client.runner.sweep_jobs import (
+        identity_columns,
+        lora_strength,
+        sweep_config,
+        sweep_jobs,
+    )
     from pulid_flux.sweep.checkpoints import discover_checkpoints
 
     spec = load_spec(SPEC)
@@ -73,7 +78,11 @@ def _count(records, node: str) -> dict:
 
 
 def run(comfyui: str, checkpoints: int = 4, prompts: int = 3) -> dict:
-    from api_client.runner.launch import DEFAULT_TINY_MODELS, launch, prepare_tiny_models
+    from api_client.runner.launch import (
+        DEFAULT_TINY_MODELS,
+        launch,
+        prepare_tiny_models,
+    )
     from api_client.runner.sweep_jobs import naive_order
     from pulid_flux.tiny.lora import write_lora
 
@@ -100,11 +109,11 @@ def run(comfyui: str, checkpoints: int = 4, prompts: int = 3) -> dict:
               "naive": {**_count(naive["records"], node), "seconds": naive["seconds"]}}
     s, n = result["sweep"], result["naive"]
     result["table_rows"] = [
-        f"| Checkpoint sweep, {checkpoints} checkpoints x {prompts} prompts (tiny models, 1 server): LoRA loads, "
+        (f"| Checkpoint sweep, {checkpoints} checkpoints x {prompts} prompts (tiny models, 1 server): LoRA loads, "
         f"sweep order vs naive | {s['lora_loads']} vs {n['lora_loads']} (text encodings {s['text_encodes']} vs "
-        f"{n['text_encodes']}) |",
-        f"| … wall time, sweep order vs naive | {s['seconds']:.1f} s vs {n['seconds']:.1f} s "
-        f"({n['seconds'] / s['seconds']:.2f}x) |",
+        f"{n['text_encodes']}) |"),
+        (f"| … wall time, sweep order vs naive | {s['seconds']:.1f} s vs {n['seconds']:.1f} s "
+        f"({n['seconds'] / s['seconds']:.2f}x) |"),
     ]
     return result
 
