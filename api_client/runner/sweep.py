@@ -156,15 +156,14 @@ def _clip_model(args, models_dir: Path | None, tiny_models: Path | None) -> str:
     from pulid_flux.sweep.clip_score import (
         CLIP_SCORE_FOLDER,
         DEFAULT_CLIP_MODEL,
+        TINY_CLIP_ARCH,
         ClipModelError,
         parse_clip_model,
     )
 
     if args.tiny and not args.clip_model:
-        from pulid_flux.tiny.open_clip_tiny import write_tiny_open_clip
-
-        arch, weights = write_tiny_open_clip(tiny_models / CLIP_SCORE_FOLDER)
-        return f"{arch}:{weights}"
+        # Built when the images are scored (building imports torch; a finished sweep never needs it).
+        return f"{TINY_CLIP_ARCH}:{tiny_models / CLIP_SCORE_FOLDER / (TINY_CLIP_ARCH + '.safetensors')}"
     folders = [models_dir / CLIP_SCORE_FOLDER] if models_dir else []
     try:
         return str(parse_clip_model(args.clip_model or DEFAULT_CLIP_MODEL, folders))
@@ -336,7 +335,11 @@ def sweep_report(args, plan: SweepPlan, finished: Mapping[str, Mapping]) -> Path
 
 
 def _score_and_write(plan: SweepPlan, done, finished) -> Path:
-    from pulid_flux.sweep.clip_score import load_clip_scorer, parse_clip_model
+    from pulid_flux.sweep.clip_score import (
+        TINY_CLIP_ARCH,
+        load_clip_scorer,
+        parse_clip_model,
+    )
     from pulid_flux.sweep.outputs import write_sweep_outputs
     from pulid_flux.sweep.report import SweepInfo
     from pulid_flux.sweep.scoring import (
@@ -361,10 +364,10 @@ def _score_and_write(plan: SweepPlan, done, finished) -> Path:
         build_tiny_models(models_dir, include=["insightface"])
     engines = load_identity_engines(plan.reference.files, models_dir=models_dir)
     arch, _, file = settings["clip_model"].partition(":")
-    if settings.get("tiny"):
+    if arch == TINY_CLIP_ARCH:
         from pulid_flux.tiny.open_clip_tiny import write_tiny_open_clip
 
-        write_tiny_open_clip(Path(file).parent)          # registers the tiny architecture in this process
+        write_tiny_open_clip(Path(file).parent)          # builds (or reuses) it and registers the architecture
     clip = load_clip_scorer(parse_clip_model(settings["clip_model"]))
     dataset = dataset_features(clip, Path(settings["dataset"])) if settings.get("dataset") else None
     style = settings.get("style")

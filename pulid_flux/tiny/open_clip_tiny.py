@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
+from ..sweep.clip_score import TINY_CLIP_ARCH
 from .files import ensure_file
 
-TINY_CLIP_ARCH = "pulid-tiny-clip"
 TINY_CLIP_CONFIG = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
@@ -35,6 +35,10 @@ def tiny_clip_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
 
 
+def tiny_clip_file(folder) -> Path:
+    return Path(folder) / f"{TINY_CLIP_ARCH}.safetensors"
+
+
 def write_tiny_open_clip(folder, seed: int = 0) -> tuple[str, Path]:
     """Write (or reuse) ``<folder>/pulid-tiny-clip.json`` and ``.safetensors``; register the
     architecture with open_clip; return ``(arch, weights path)`` for ``--clip-model ARCH:FILE``."""
@@ -46,7 +50,7 @@ def write_tiny_open_clip(folder, seed: int = 0) -> tuple[str, Path]:
     text = json.dumps(TINY_CLIP_CONFIG, indent=2, sort_keys=True) + "\n"
     if not config.is_file() or config.read_text(encoding="utf-8") != text:
         config.write_text(text, encoding="utf-8")
-    weights = ensure_file(folder / f"{TINY_CLIP_ARCH}.safetensors", "open_clip_tiny", TINY_CLIP_CONFIG, seed,
+    weights = ensure_file(tiny_clip_file(folder), "open_clip_tiny", TINY_CLIP_CONFIG, seed,
                           torch.float32, lambda: tiny_clip_state_dict(seed), source=__file__)
     if TINY_CLIP_ARCH not in open_clip.list_models():
         open_clip.add_model_config(config)
