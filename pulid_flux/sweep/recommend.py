@@ -66,6 +66,16 @@ def _check_tolerance(value: float, what: str) -> float:
     return float(value)
 
 
+def _scored_rows(rows: Sequence[StepScores], attribute: str, what: str) -> list[StepScores]:
+    """``rows`` as a list; ValueError when there is none or none has ``attribute``."""
+    rows = list(rows)
+    if not rows:
+        raise ValueError(f"no {what} to recommend: the sweep scored no image")
+    if all(getattr(r, attribute) is None for r in rows):
+        raise ValueError(f"no {what} has a {attribute.replace('_', ' ')} score; the sweep's images were not scored")
+    return rows
+
+
 def _within(value: float | None, best: float, tolerance: float) -> bool:
     return value is not None and value >= best - tolerance - _TOLERANCE
 
@@ -86,11 +96,7 @@ def recommend(rows: Sequence[StepScores], *, delta: float = DEFAULT_DELTA,
     """Apply the rule of the module docstring to ``rows`` (in step order)."""
     delta = _check_tolerance(delta, "delta (--delta)")
     epsilon = _check_tolerance(epsilon, "epsilon (--epsilon)")
-    rows = list(rows)
-    if not rows:
-        raise ValueError("no checkpoint to recommend: the sweep scored no image")
-    if all(r.clip is None for r in rows):
-        raise ValueError("no checkpoint has a CLIP score; the sweep's images were not scored")
+    rows = _scored_rows(rows, "clip", "checkpoint")
     best_clip = _first_best(rows, "clip")
     if all(r.identity is None for r in rows):
         qualifying = [r for r in rows if _within(r.clip, best_clip.clip, epsilon)]
@@ -123,11 +129,7 @@ def recommend(rows: Sequence[StepScores], *, delta: float = DEFAULT_DELTA,
 def recommend_style(rows: Sequence[StepScores], *, delta: float = DEFAULT_DELTA) -> Recommendation:
     """The style strength to use (rows in increasing strength; see the module docstring)."""
     delta = _check_tolerance(delta, "delta (--delta)")
-    rows = list(rows)
-    if not rows:
-        raise ValueError("no style strength to recommend: the sweep scored no image")
-    if all(r.style_clip is None for r in rows):
-        raise ValueError("no style strength has a style CLIP score; the sweep's images were not scored")
+    rows = _scored_rows(rows, "style_clip", "style strength")
     faces = [r for r in rows if r.identity is not None]
     if not faces:
         chosen = _first_best(rows, "style_clip")
