@@ -58,6 +58,7 @@ DEFAULT_SPEC = PACK_ROOT / "workflows" / "ablation.yaml"
 DEFAULT_CONFIG = "02_lora"
 DEFAULT_STRENGTHS = "0,0.25,0.5,0.75,1"
 SWEEP_STATE = "sweep_state.json"
+TINY_CLIP = "tiny"                 # settings' clip_model under --tiny: the tiny open_clip model, built when scoring
 
 
 # ----------------------------------------------------------------------------- command line
@@ -156,14 +157,13 @@ def _clip_model(args, models_dir: Path | None, tiny_models: Path | None) -> str:
     from pulid_flux.sweep.clip_score import (
         CLIP_SCORE_FOLDER,
         DEFAULT_CLIP_MODEL,
-        TINY_CLIP_ARCH,
         ClipModelError,
         parse_clip_model,
     )
 
     if args.tiny and not args.clip_model:
         # Built when the images are scored (building imports torch; a finished sweep never needs it).
-        return f"{TINY_CLIP_ARCH}:{tiny_models / CLIP_SCORE_FOLDER / (TINY_CLIP_ARCH + '.safetensors')}"
+        return TINY_CLIP
     folders = [models_dir / CLIP_SCORE_FOLDER] if models_dir else []
     try:
         return str(parse_clip_model(args.clip_model or DEFAULT_CLIP_MODEL, folders))
@@ -335,11 +335,7 @@ def sweep_report(args, plan: SweepPlan, finished: Mapping[str, Mapping]) -> Path
 
 
 def _score_and_write(plan: SweepPlan, done, finished) -> Path:
-    from pulid_flux.sweep.clip_score import (
-        TINY_CLIP_ARCH,
-        load_clip_scorer,
-        parse_clip_model,
-    )
+    from pulid_flux.sweep.clip_score import load_clip_scorer, parse_clip_model
     from pulid_flux.sweep.outputs import write_sweep_outputs
     from pulid_flux.sweep.report import SweepInfo
     from pulid_flux.sweep.scoring import (
@@ -363,12 +359,16 @@ def _score_and_write(plan: SweepPlan, done, finished) -> Path:
 
         build_tiny_models(models_dir, include=["insightface"])
     engines = load_identity_engines(plan.reference.files, models_dir=models_dir)
-    arch, _, file = settings["clip_model"].partition(":")
-    if arch == TINY_CLIP_ARCH:
+    clip_model = settings["clip_model"]
+    if clip_model == TINY_CLIP:
+        from pulid_flux.sweep.clip_score import CLIP_SCORE_FOLDER
         from pulid_flux.tiny.open_clip_tiny import write_tiny_open_clip
 
-        write_tiny_open_clip(Path(file).parent)          # builds (or reuses) it and registers the architecture
-    clip = load_clip_scorer(parse_clip_model(settings["clip_model"]))
+        # Built (or reused) and its architecture registered with open_clip in this process.
+        arch, weights = write_tiny_open_clip(Path(settings["tiny_models"]) / CLIP_SCORE_FOLDER)
+        clip_model = f"{arch}:{weights}"
+    arch, _, file = clip_model.partition(":")
+    clip = load_clip_scorer(parse_clip_model(clip_model))
     dataset = dataset_features(clip, Path(settings["dataset"])) if settings.get("dataset") else None
     style = settings.get("style")
     log.info("scoring %d image(s): identity (%s), CLIP score (%s)%s", len(images), ", ".join(

@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # numpy is imported where it is used: the client's parser rea
 log = logging.getLogger(__name__)
 
 CLIP_SCORE_FOLDER = "clip_score"
-TINY_CLIP_ARCH = "pulid-tiny-clip"          # --tiny's model (pulid_flux.tiny.open_clip_tiny)
 DEFAULT_CLIP_MODEL = "ViT-L-14-quickgelu:ViT-L-14-openai.safetensors"
 SCORE_DECIMALS = 6
 WHERE_TO_GET = ("open_clip's ViT-L-14 with OpenAI weights: the open_clip_model.safetensors of "

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ..sweep.clip_score import TINY_CLIP_ARCH
 from .files import ensure_file
+
+TINY_CLIP_ARCH = "pulid-tiny-clip"
 
 TINY_CLIP_CONFIG = {
     "embed_dim": 32,
