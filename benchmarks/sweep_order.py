@@ -30,7 +30,7 @@ SPEC = ROOT / "workflows" / "ablation.yaml"
 SMALL = ('"Latent".width=256', '"Latent".height=256')
 
 
-def _plan(folder: Path, prompts: int, seed: int):
+def _plan(folder: Path, prompts: int, seed: int, strength: float | None = None):
     from api_client.overrides import parse_override, resolve_node
     from api_client.runner.jobs import Selection
     from api_client.runner.spec import load_spec
@@ -45,7 +45,8 @@ def _plan(folder: Path, prompts: int, seed: int):
     spec = load_spec(SPEC)
     config = sweep_config(spec, "02_lora", "LoRA")
     checkpoints = discover_checkpoints(folder)
-    columns = identity_columns(checkpoints, {c.file: c.file for c in checkpoints}, lora_strength(spec, config, "LoRA"))
+    strength = lora_strength(spec, config, "LoRA") if strength is None else strength
+    columns = identity_columns(checkpoints, {c.file: c.file for c in checkpoints}, strength)
     selection = Selection(max_prompts=prompts, seeds=(seed,), tiny=True,
                           overrides=tuple(parse_override(o) for o in SMALL))
     jobs = sweep_jobs(spec, config, columns, lora_node="LoRA", selection=selection)
@@ -96,11 +97,15 @@ def run(comfyui: str, checkpoints: int = 4, prompts: int = 3) -> dict:
     server = launch(comfyui, models_dirs=[models], log_path=work / "server.log", single_thread=True,
                     extra_paths={"loras": [folder]})
     try:
-        warm, node = _plan(folder, 1, seed=1)
-        _run(server.url, warm[:1], work / "warmup")               # models loaded before either measurement
-        jobs, _ = _plan(folder, prompts, seed=2)
+        # Before each measurement: a job whose LoRA (another strength) and prompt (one more than the
+        # measured ones) no measured job shares, so neither run starts with anything cached; the
+        # first one also loads the models.
+        reset = [j for j in _plan(folder, prompts + 1, seed=1, strength=0.37)[0] if j.prompt.index == prompts + 1][:1]
+        jobs, node = _plan(folder, prompts, seed=2)
+        _run(server.url, reset, work / "reset1")
         ordered = _run(server.url, jobs, work / "sweep")
         naive_jobs, _ = _plan(folder, prompts, seed=3)
+        _run(server.url, reset, work / "reset2")
         naive = _run(server.url, naive_order(naive_jobs), work / "naive")
     finally:
         server.stop()
