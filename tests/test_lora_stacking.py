@@ -70,3 +70,70 @@ def test_bad_lists_name_the_entry(value, message):
 def test_good_list_defaults_the_strength():
     assert parse_lora_list([{"name": "a"}, {"name": "b", "strength": 0}], "loras") == (
         LoraEntry("a", 1.0), LoraEntry("b", 0.0))
+
+
+# ----------------------------------------------------------------------------- the spec's loras: key
+
+def write_spec(tmp_path, loras_yaml: str, workflow: str = "02_lora_api.json"):
+    text = f"""
+version: 1
+workflows_dir: {WORKFLOWS}
+seeds: [1]
+configs:
+  - name: stacked
+    workflow: {workflow}
+    loras: {loras_yaml}
+prompts:
+  - {{tag: park, text: photo of ohwx man in a park}}
+"""
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_spec_config_stacks_its_loras(tmp_path):
+    from api_client.runner.jobs import expand_jobs
+    from api_client.runner.spec import load_spec
+
+    spec = load_spec(write_spec(tmp_path, "[{name: id.safetensors, strength: 1.0}, {name: style.safetensors, "
+                                          "strength: 0.5}]"))
+    assert spec.configs[0].loras == (LoraEntry("id.safetensors", 1.0), LoraEntry("style.safetensors", 0.5))
+    (job,) = expand_jobs(spec)
+    titles = {n.get("_meta", {}).get("title"): n["inputs"] for n in job.graph.values()}
+    assert titles["LoRA"]["lora_name"] == "id.safetensors"
+    assert titles["LoRA 2"] == {"model": ["20", 0], "lora_name": "style.safetensors", "strength_model": 0.5}
+    # The stack is part of what the job id hashes: another strength is another job.
+    other = load_spec(write_spec(tmp_path, "[{name: id.safetensors}, {name: style.safetensors, strength: 0.6}]"))
+    assert expand_jobs(other)[0].job_id != job.job_id
+
+
+@pytest.mark.parametrize("loras, workflow, message", [
+    ("[{name: a, strength: x}]", "02_lora_api.json", r"configs\[0\] \(stacked\).loras\[0\].strength: expected a number"),
+    ("[]", "02_lora_api.json", r"configs\[0\] \(stacked\).loras: expected a non-empty list"),
+    ("[{name: a}]", "01_base_api.json", "has no LoRA node 'LoRA'"),
+])
+def test_bad_loras_in_a_spec_name_the_key(tmp_path, loras, workflow, message):
+    from api_client.runner.spec import SpecError, load_spec
+
+    with pytest.raises(SpecError, match=message):
+        load_spec(write_spec(tmp_path, loras, workflow))
+
+
+def test_the_sweeps_style_spec_loads_and_stacks(tmp_path):
+    import yaml
+
+    from api_client.runner.jobs import expand_jobs
+    from api_client.runner.spec import load_spec
+    from pulid_flux.sweep.report import ablation_spec_data, write_ablation_spec
+
+    source_path = WORKFLOWS / "ablation.yaml"
+    data = ablation_spec_data(yaml.safe_load(source_path.read_text()), source_path=source_path,
+                              checkpoint="id_000000500.safetensors", lora_node="LoRA",
+                              lora_configs=["02_lora", "03_lora_pulid", "04_full"], reference=[],
+                              style={"lora": "water.safetensors", "strength": "0.5"})
+    spec = load_spec(write_ablation_spec(tmp_path / "style.yaml", data, header=["test"]))
+    assert spec.config("03_lora_pulid").loras == (LoraEntry("id_000000500.safetensors", 1.0),
+                                                  LoraEntry("water.safetensors", 0.5))
+    jobs = [j for j in expand_jobs(spec) if j.config == "04_full" and j.prompt.index == 1]
+    titles = {n.get("_meta", {}).get("title"): n["inputs"] for n in jobs[0].graph.values()}
+    assert titles["LoRA 2"]["lora_name"] == "water.safetensors" and titles["LoRA 2"]["strength_model"] == 0.5

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..loras import apply_lora_chain
 from ..overrides import Override, apply_overrides, resolve_node, set_input
 from .spec import Config, Param, Prompt, Spec, SpecError, has_node
 
@@ -276,6 +277,8 @@ def expand_jobs(spec: Spec, selection: Selection = Selection()) -> list[Job]:
 def _make_job(spec: Spec, config: Config, prompt: Prompt, seed: int, variant, pose: str, full_body: bool, rule: str,
               selection: Selection, config_rank: int) -> Job:
     graph = apply_overrides(config.graph, config.overrides)
+    if config.loras:
+        graph = apply_lora_chain(graph, spec.inputs["lora"].node, config.loras)
     if variant:
         graph = apply_overrides(graph, [Override(param.target.node, param.target.input, value, None)
                                         for param, value in variant])

@@ -12,12 +12,16 @@ Schema (version 1; paths are relative to the spec file)::
       reference: Reference image.image   # set in the configs that have this node
       pose: Pose.name                # the prompt's pose-bank entry, in configs that have this node
       save: Save.filename_prefix     # the node whose images are the job's output
+      lora: LoRA.lora_name           # the LoRA loader that a config's loras: list starts at
     seeds: [42]
     full_body: [full_body, full_body_arm_up]   # pose-bank entries that count as full-body
     configs:
       - name: 04_full
         workflow: 04_full_api.json   # API format (the *_api.json twins)
         overrides: {"Scheduler.steps": 25}        # or a list of "Node.input=value" strings
+        loras:                       # optional LoRA stack: the first on the inputs.lora node, the others
+          - {name: id.safetensors, strength: 1.0}      # chained after it as copies titled "LoRA 2", ...
+          - {name: style.safetensors, strength: 0.5}
         rule:                        # per-prompt rule (optional)
           only_for: [full_body, full_body_arm_up]  # compositions this config runs as shipped
           otherwise: bypass          # skip | bypass | run
@@ -47,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ComfyClientError, OverrideError, WorkflowFormatError
+from ..loras import LORA_CLASSES, LoraEntry, parse_lora_list
 from ..overrides import Override, get_input, parse_override, resolve_node
 
 SPEC_VERSION = 1
@@ -56,6 +61,7 @@ DEFAULT_INPUTS = {
     "reference": "Reference image.image",
     "pose": "Pose.name",
     "save": "Save.filename_prefix",
+    "lora": "LoRA.lora_name",
 }
 REQUIRED_INPUTS = ("prompt", "seed")
 DEFAULT_FULL_BODY = ("full_body", "full_body_arm_up")
@@ -122,6 +128,7 @@ class Config:
     rule: Rule | None = None
     sweeps: tuple[Sweep, ...] = ()
     index: int = 0
+    loras: tuple[LoraEntry, ...] = ()                # a LoRA stack from the inputs.lora node on
 
 
 @dataclass(frozen=True)
@@ -324,7 +331,7 @@ def _parse_configs(check: _Checker, value: Any, workflows_dir: Path, inputs: dic
     for i, item in enumerate(value):
         key = f"configs[{i}]"
         entry = check.mapping(item, key, "a mapping with name and workflow")
-        check.known_keys(entry, key, {"name", "workflow", "overrides", "rule", "sweeps", "description"})
+        check.known_keys(entry, key, {"name", "workflow", "overrides", "rule", "sweeps", "description", "loras"})
         name = check.string(entry.get("name"), f"{key}.name")
         if not _NAME.match(name) or name.startswith("_"):
             raise check.error(f"{key}.name", f"expected a folder-safe name (letters, digits, '.', '_', '-'), got {name!r}")
@@ -339,9 +346,27 @@ def _parse_configs(check: _Checker, value: Any, workflows_dir: Path, inputs: dic
         overrides = _parse_overrides(check, entry.get("overrides"), graph, f"{key}.overrides")
         rule = _parse_rule(check, entry.get("rule"), graph, f"{key}.rule")
         sweeps = _parse_sweeps(check, entry.get("sweeps"), graph, f"{key}.sweeps")
+        loras = _parse_loras(check, entry.get("loras"), graph, inputs["lora"], f"{key}.loras")
         configs.append(Config(name=name, workflow=workflow, graph=graph, overrides=tuple(overrides), rule=rule,
-                              sweeps=tuple(sweeps), index=i))
+                              sweeps=tuple(sweeps), index=i, loras=loras))
     return configs
+
+
+def _parse_loras(check: _Checker, value: Any, graph: Mapping, ref: InputRef, key: str) -> tuple[LoraEntry, ...]:
+    if value is None:
+        return ()
+    try:
+        loras = parse_lora_list(value, key)
+    except ValueError as exc:
+        where, _, problem = str(exc).partition(": ")
+        raise check.error(where, problem) from None
+    if not has_node(graph, ref.node):
+        raise check.error(key, f"the workflow has no LoRA node {ref.node!r} (inputs.lora) for the stack to start at")
+    class_type = graph[resolve_node(graph, ref.node)].get("class_type")
+    if class_type not in LORA_CLASSES:
+        raise check.error(key, f"inputs.lora names {ref.node!r}, a {class_type}; expected a LoRA loader "
+                               f"({', '.join(LORA_CLASSES)})")
+    return loras
 
 
 def _load_workflow(check: _Checker, path: Path, key: str) -> dict:
