@@ -14,7 +14,6 @@ so a strength sweep keeps one graph shape and the file must still exist.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,30 +30,6 @@ _CHAINED = {"LoraLoaderModelOnly": {0: "model"}, "LoraLoader": {0: "model", 1: "
 class LoraEntry:
     name: str
     strength: float = 1.0
-
-
-def parse_lora_list(value: Any, where: str) -> tuple[LoraEntry, ...]:
-    """A ``loras:`` value -> entries; ValueError ``<where>[i].<key>: <what was expected>`` otherwise."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise ValueError(f"{where}: expected a non-empty list of {{name, strength}}, got {value!r}")
-    entries = []
-    for i, item in enumerate(value):
-        key = f"{where}[{i}]"
-        if not isinstance(item, Mapping):
-            # ValueError like every other spec problem: the spec loader turns these into SpecErrors.
-            problem = f"{key}: expected a mapping {{name: <file>, strength: <number>}}, got {item!r}"
-            raise ValueError(problem)  # noqa: TRY004
-        unknown = sorted(set(item) - {"name", "strength"})
-        if unknown:
-            raise ValueError(f"{key}.{unknown[0]}: unknown key; expected name and strength")
-        name = item.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"{key}.name: expected the LoRA file name (as the server lists it), got {name!r}")
-        strength = item.get("strength", 1.0)
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
-            raise ValueError(f"{key}.strength: expected a number, got {strength!r}")
-        entries.append(LoraEntry(name.strip(), float(strength)))
-    return tuple(entries)
 
 
 def _next_id(graph: Mapping[str, Any]) -> int:

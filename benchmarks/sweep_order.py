@@ -4,7 +4,7 @@ One ComfyUI server is launched from COMFYUI_PATH with the tiny models and a fold
 ai-toolkit checkpoints as an extra LoRA path. The same sweep (N checkpoints x P prompts, the
 shipped spec's 02_lora config, 256x256 latents) runs twice through the run engine's scheduler:
 
-- sweep order (``api_client.runner.sweep_jobs``): checkpoint-major, prompts snaking, one block per
+- sweep order (``api_client.runner.sources.sweep.jobs``): checkpoint-major, prompts snaking, one block per
   checkpoint;
 - naive order: prompt-major (every checkpoint of a prompt back to back, as the ablation orders
   configs).
@@ -32,9 +32,9 @@ SMALL = ('"Latent".width=256', '"Latent".height=256')
 
 def _plan(folder: Path, prompts: int, seed: int, strength: float | None = None):
     from api_client.overrides import parse_override, resolve_node
-    from api_client.runner.jobs import Selection
-    from api_client.runner.spec import load_spec
-    from api_client.runner.sweep_jobs import (
+    from api_client.runner.sources.ablation.jobs import Selection
+    from api_client.runner.sources.ablation.spec import load_spec
+    from api_client.runner.sources.sweep.jobs import (
         identity_columns,
         lora_strength,
         sweep_config,
@@ -54,10 +54,10 @@ def _plan(folder: Path, prompts: int, seed: int, strength: float | None = None):
 
 
 def _run(url: str, jobs, out: Path) -> dict:
-    from api_client.runner.comfy_backend import ComfyBackend
-    from api_client.runner.manifest import RunManifest
-    from api_client.runner.results import ResultWriter
-    from api_client.runner.scheduler import Scheduler
+    from api_client.runner.execution.comfy_backend import ComfyBackend
+    from api_client.runner.execution.manifest import RunManifest
+    from api_client.runner.execution.results import ResultWriter
+    from api_client.runner.execution.scheduler import Scheduler
 
     backend = ComfyBackend(url).open()
     manifest = RunManifest(out)
@@ -79,12 +79,12 @@ def _count(records, node: str) -> dict:
 
 
 def run(comfyui: str, checkpoints: int = 4, prompts: int = 3) -> dict:
-    from api_client.runner.launch import (
+    from api_client.runner.execution.launch import (
         DEFAULT_TINY_MODELS,
         launch,
         prepare_tiny_models,
     )
-    from api_client.runner.sweep_jobs import naive_order
+    from api_client.runner.sources.sweep.jobs import naive_order
     from pulid_flux.tiny.lora import write_lora
 
     models = prepare_tiny_models(Path(os.environ.get("PULID_STUDIO_TINY_MODELS", DEFAULT_TINY_MODELS)))

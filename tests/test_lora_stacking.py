@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from api_client.errors import OverrideError
-from api_client.loras import LoraEntry, apply_lora_chain, parse_lora_list
+from api_client.loras import LoraEntry, apply_lora_chain
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 
@@ -55,23 +55,6 @@ def test_a_node_that_is_not_a_lora_loader_is_refused():
         apply_lora_chain(graph(), "Positive prompt", [LoraEntry("a")])
 
 
-@pytest.mark.parametrize("value, message", [
-    ([], "non-empty list"),
-    ("a.safetensors", "non-empty list"),
-    ([{"name": ""}], r"loras\[0\].name: expected the LoRA file name"),
-    ([{"name": "a", "strength": "high"}], r"loras\[0\].strength: expected a number"),
-    ([{"name": "a", "weight": 1}], r"loras\[0\].weight: unknown key"),
-])
-def test_bad_lists_name_the_entry(value, message):
-    with pytest.raises(ValueError, match=message):
-        parse_lora_list(value, "loras")
-
-
-def test_good_list_defaults_the_strength():
-    assert parse_lora_list([{"name": "a"}, {"name": "b", "strength": 0}], "loras") == (
-        LoraEntry("a", 1.0), LoraEntry("b", 0.0))
-
-
 # ----------------------------------------------------------------------------- the spec's loras: key
 
 def write_spec(tmp_path, loras_yaml: str, workflow: str = "02_lora_api.json"):
@@ -92,8 +75,8 @@ prompts:
 
 
 def test_a_spec_config_stacks_its_loras(tmp_path):
-    from api_client.runner.jobs import expand_jobs
-    from api_client.runner.spec import load_spec
+    from api_client.runner.sources.ablation.jobs import expand_jobs
+    from api_client.runner.sources.ablation.spec import load_spec
 
     spec = load_spec(write_spec(tmp_path, "[{name: id.safetensors, strength: 1.0}, {name: style.safetensors, "
                                           "strength: 0.5}]"))
@@ -108,12 +91,13 @@ def test_a_spec_config_stacks_its_loras(tmp_path):
 
 
 @pytest.mark.parametrize("loras, workflow, message", [
-    ("[{name: a, strength: x}]", "02_lora_api.json", r"configs\[0\] \(stacked\).loras\[0\].strength: expected a number"),
+    ("[{name: a, strength: x}]", "02_lora_api.json",
+     r"configs\[0\] \(stacked\).loras\[0\] \(a\).strength: expected a number, got .x."),
     ("[]", "02_lora_api.json", r"configs\[0\] \(stacked\).loras: expected a non-empty list"),
     ("[{name: a}]", "01_base_api.json", "has no LoRA node 'LoRA'"),
 ])
 def test_bad_loras_in_a_spec_name_the_key(tmp_path, loras, workflow, message):
-    from api_client.runner.spec import SpecError, load_spec
+    from api_client.runner.sources.ablation.spec import SpecError, load_spec
 
     with pytest.raises(SpecError, match=message):
         load_spec(write_spec(tmp_path, loras, workflow))
@@ -122,8 +106,8 @@ def test_bad_loras_in_a_spec_name_the_key(tmp_path, loras, workflow, message):
 def test_the_sweeps_style_spec_loads_and_stacks(tmp_path):
     import yaml
 
-    from api_client.runner.jobs import expand_jobs
-    from api_client.runner.spec import load_spec
+    from api_client.runner.sources.ablation.jobs import expand_jobs
+    from api_client.runner.sources.ablation.spec import load_spec
     from pulid_flux.sweep.report import ablation_spec_data, write_ablation_spec
 
     source_path = WORKFLOWS / "ablation.yaml"

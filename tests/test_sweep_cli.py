@@ -99,7 +99,7 @@ class FakeClient:
 
 def test_server_lora_names_find_subfolders_and_name_what_is_missing(monkeypatch):
     import api_client.client
-    from api_client.runner.sweep import server_lora_names
+    from api_client.runner.sources.sweep.source import server_lora_names
 
     monkeypatch.setattr(api_client.client, "ComfyClient", FakeClient)
     FakeClient.listings = {"http://a": ["identity_lora.safetensors", "training/id_000000250.safetensors",
@@ -115,9 +115,14 @@ def test_server_lora_names_find_subfolders_and_name_what_is_missing(monkeypatch)
     assert "extra_model_paths.yaml" in message and "--launch" in message
 
 
-def test_report_command_refuses_a_sweep_folder(tmp_path, caplog):
-    import json
+def test_an_unlisted_server_falls_back_to_the_plain_names(monkeypatch):
+    import api_client.client
+    from api_client.errors import ComfyConnectionError
+    from api_client.runner.sources.sweep.source import server_lora_names
 
-    (tmp_path / "run.json").write_text(json.dumps({"kind": "sweep"}))
-    assert main(["report", str(tmp_path)]) == 2
-    assert "is a checkpoint sweep" in caplog.text
+    class Unreachable(FakeClient):
+        def get_json(self, path):
+            raise ComfyConnectionError("connection refused")
+
+    monkeypatch.setattr(api_client.client, "ComfyClient", Unreachable)
+    assert server_lora_names(["http://a"], ["id.safetensors"]) == {"id.safetensors": "id.safetensors"}

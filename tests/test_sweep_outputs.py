@@ -91,7 +91,7 @@ def test_style_outputs_have_the_style_columns(tmp_path):
 
 
 def test_the_ablation_spec_runs_the_chosen_checkpoint(tmp_path):
-    from api_client.runner.spec import load_spec
+    from api_client.runner.sources.ablation.spec import load_spec
 
     source_path = ROOT / "workflows" / "ablation.yaml"
     source = yaml.safe_load(source_path.read_text())

@@ -4,9 +4,9 @@ sweep loads each LoRA at most once per server, and an ablation encodes each prom
 from itertools import groupby
 
 import pytest
-from test_runner_fakes import FakeServer, RecordingSink, make_jobs
+from runner_fakes import FakeServer, RecordingSink, make_jobs
 
-from api_client.runner.scheduler import JobPool, Scheduler
+from api_client.runner.execution.scheduler import JobPool, Scheduler
 
 
 def block_runs(sequence):
@@ -45,7 +45,7 @@ def test_no_server_runs_a_block_twice_through_the_scheduler(servers, ticks):
 def test_launch_yaml_puts_the_checkpoint_folder_first(tmp_path):
     import yaml
 
-    from api_client.runner.launch import model_paths_yaml
+    from api_client.runner.execution.launch import model_paths_yaml
 
     models = tmp_path / "models"
     (models / "loras").mkdir(parents=True)
@@ -63,9 +63,9 @@ def test_launch_yaml_puts_the_checkpoint_folder_first(tmp_path):
 def sweep_setup(max_prompts=3, seeds=(1, 2)):
     from pathlib import Path
 
-    from api_client.runner.jobs import Selection
-    from api_client.runner.spec import load_spec
-    from api_client.runner.sweep_jobs import identity_columns, sweep_config
+    from api_client.runner.sources.ablation.jobs import Selection
+    from api_client.runner.sources.ablation.spec import load_spec
+    from api_client.runner.sources.sweep.jobs import identity_columns, sweep_config
     from pulid_flux.sweep.checkpoints import Checkpoint
 
     spec = load_spec(Path(__file__).resolve().parents[1] / "workflows" / "ablation.yaml")
@@ -78,7 +78,7 @@ def sweep_setup(max_prompts=3, seeds=(1, 2)):
 
 
 def test_sweep_jobs_are_column_major_with_snake_prompts():
-    from api_client.runner.sweep_jobs import sweep_jobs
+    from api_client.runner.sources.sweep.jobs import sweep_jobs
 
     spec, config, columns, selection = sweep_setup()
     jobs = sweep_jobs(spec, config, columns, lora_node="LoRA", selection=selection)
@@ -100,7 +100,7 @@ def test_sweep_jobs_are_column_major_with_snake_prompts():
 
 
 def test_naive_order_is_prompt_major():
-    from api_client.runner.sweep_jobs import naive_order, sweep_jobs
+    from api_client.runner.sources.sweep.jobs import naive_order, sweep_jobs
 
     spec, config, columns, selection = sweep_setup(max_prompts=2, seeds=(1,))
     naive = naive_order(sweep_jobs(spec, config, columns, lora_node="LoRA", selection=selection))
@@ -110,7 +110,7 @@ def test_naive_order_is_prompt_major():
 
 
 def test_style_columns_stack_the_style_lora():
-    from api_client.runner.sweep_jobs import style_columns, sweep_jobs
+    from api_client.runner.sources.sweep.jobs import style_columns, sweep_jobs
     from pulid_flux.sweep.checkpoints import Checkpoint
 
     spec, config, _, selection = sweep_setup(max_prompts=1, seeds=(1,))
@@ -126,8 +126,8 @@ def test_style_columns_stack_the_style_lora():
 
 
 def test_the_sweep_config_must_have_the_lora_node():
-    from api_client.runner.spec import SpecError
-    from api_client.runner.sweep_jobs import sweep_config
+    from api_client.runner.sources.ablation.spec import SpecError
+    from api_client.runner.sources.sweep.jobs import sweep_config
 
     spec, *_ = sweep_setup()
     with pytest.raises(SpecError, match="has no node 'LoRA'"):

@@ -43,7 +43,7 @@ def write_checkpoints(folder: Path) -> Path:
 
 
 def write_reference(path: Path) -> Path:
-    from api_client.runner.launch import tiny_reference_png
+    from api_client.runner.sources import tiny_reference_png
 
     path.write_bytes(tiny_reference_png())
     return path
