@@ -76,3 +76,36 @@ def test_a_sweep_on_fake_servers_recommends_the_checkpoint_with_faces(checkpoint
     (out / "report.md").write_text("stale")
     assert main(["report", str(out), "--force-report"]) == 0
     assert "Recommended checkpoint: training/id_000000500.safetensors\n" in (out / "report.md").read_text()
+
+
+class TopLevelListing(ListingClient):
+    def get_json(self, path):
+        return [f"{c}.safetensors" for c in CHECKPOINTS] + ["watercolor.safetensors"]
+
+
+def test_a_style_sweep_on_fake_servers_reports_identity_retention(checkpoints, tmp_path, monkeypatch, caplog):
+    import api_client.client
+
+    servers = FakeComfyBackends(ticks=1, face_configs=("style-0", "style-0.5"))
+    monkeypatch.setattr(comfy_backend, "ComfyBackend", servers)
+    monkeypatch.setattr(api_client.client, "ComfyClient", TopLevelListing)
+    out = tmp_path / "out"
+    style = tmp_path / "styles" / "watercolor.safetensors"
+    style.parent.mkdir()
+    style.write_bytes((checkpoints / "id.safetensors").read_bytes())
+    assert main(["sweep", str(checkpoints), "--tiny", "--tiny-models", str(tmp_path / "tiny"), "--max-prompts", "1",
+                 "--style-lora", str(style), "--style-prompt", "a watercolor painting", "--strengths", "0,0.5,1",
+                 "--checkpoint", "id_000000500.safetensors", "--server", "http://fake:1", "--out", str(out),
+                 "--quiet"]) == 0, caplog.text
+    jobs = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [j["config"] for j in jobs] == ["style-0", "style-0.5", "style-1"]
+    assert {j["params"]["checkpoint"] for j in jobs} == {"id_000000500.safetensors"}
+    with open(out / "sweep.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[-3:] == ["style_lora", "style_strength", "style_clip_score"]
+    assert [(r["style_strength"], r["face_found"]) for r in rows] == [("0.0", "1"), ("0.5", "1"), ("1.0", "0")]
+    report = (out / "report.md").read_text()
+    line = next(line for line in report.splitlines() if line.startswith("Recommended style strength: "))
+    assert line.split()[3] in {"0", "0.5"}                 # strength 1 lost the face
+    assert "identity retention" in report
+    assert list(out.glob("ablation_id_000000500_style*.yaml"))
