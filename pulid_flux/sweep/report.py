@@ -19,9 +19,10 @@ REPORT = "report.md"
 CURVE = "curve.png"
 TINY_NOTICE = (
     "> **Tiny smoke-test run: these images are NOT real results.** Random-weight tiny models made them "
-    "(`--tiny`), the CLIP score comes from a random-weight tiny open_clip model, and the tiny face detector "
-    "finds no face in them, so the recommendation falls back to the CLIP score alone. This run only proves "
-    "that discovery, generation, caching, resume, scoring and the report work end to end."
+    "(`--tiny`), the CLIP score comes from a random-weight tiny open_clip model, and the synthetic tiny face "
+    "detector only \"sees\" a face in a red test patch, so neither the scores nor the recommendation mean "
+    "anything. This run only proves that discovery, generation, caching, resume, scoring and the report work "
+    "end to end."
 )
 RULE = (
     "The rule: the earliest checkpoint whose mean identity is within δ of the best checkpoint's mean identity "

@@ -88,7 +88,12 @@ def test_sweep_writes_an_image_per_checkpoint_prompt_seed_and_every_output(swept
     report = (out / "report.md").read_text()
     line = next(line for line in report.splitlines() if line.startswith("Recommended checkpoint: "))
     assert line.split(": ", 1)[1] in {f"{c}.safetensors" for c in CHECKPOINTS}
-    assert "by CLIP score alone" in report                    # random-weight images hold no face
+    # Random-weight images: the tiny detector may or may not "see" a face (a red patch) in them.
+    if any(r["face_found"] == "1" for r in rows):
+        assert "No image of any checkpoint holds a face" not in report
+    else:
+        assert "by CLIP score alone" in report
+    assert "NOT real results" in report
     chosen = line.split(": ", 1)[1][:-len(".safetensors")]
     spec = (out / f"ablation_{chosen}.yaml").read_text()
     assert f"LoRA.lora_name: {chosen}.safetensors" in spec
