@@ -37,12 +37,12 @@ def test_dry_run_lists_checkpoint_major_jobs(checkpoints, tiny_models, tmp_path,
     assert not (tiny_models / "clip_score").exists()          # built only when images are scored
 
 
-def test_a_missing_clip_model_fails_before_anything_runs(checkpoints, tmp_path, faces_dir, caplog):
+def test_a_missing_clip_model_fails_before_anything_runs(checkpoints, tmp_path, faces_dir, capsys):
     out = tmp_path / "out"
     code = main(["sweep", str(checkpoints), "--reference", str(faces_dir / "photos" / "obama_01.jpg"),
                  "--models-dir", str(tmp_path / "models"), "--server", "http://127.0.0.1:9", "--out", str(out)])
     assert code == 2
-    message = caplog.text
+    message = capsys.readouterr().err
     assert "'ViT-L-14-openai.safetensors' not found" in message
     assert str(tmp_path / "models" / "clip_score") in message
     assert not (out / "manifest.jsonl").exists()
@@ -59,12 +59,12 @@ def test_a_missing_clip_model_fails_before_anything_runs(checkpoints, tmp_path, 
     (["--config", "01_base"], "has no node 'LoRA'"),
     (["--dataset", "{folder}/none"], "--dataset"),
 ])
-def test_bad_options_are_named(checkpoints, tiny_models, tmp_path, caplog, extra, problem):
+def test_bad_options_are_named(checkpoints, tiny_models, tmp_path, capsys, extra, problem):
     extra = [e.replace("{folder}", str(checkpoints)) for e in extra]
     code = main(["sweep", str(checkpoints), "--tiny", "--tiny-models", str(tiny_models), "--out",
                  str(tmp_path / "out"), "--dry-run", *extra])
     assert code == 2
-    assert problem in caplog.text
+    assert problem in capsys.readouterr().err
 
 
 def test_style_dry_run_sweeps_the_strengths_on_one_checkpoint(checkpoints, tiny_models, tmp_path, capsys):
