@@ -300,7 +300,14 @@ def test_validation_errors_name_nodes_by_title(fake):
     assert info.value.node_errors["1"]["dependent_outputs"] == ["2"]
     fake.prompt_answer = (400, {"error": {"type": "missing_node_type", "message": "Node 'Blank' not found.",
                                           "details": "Node ID '#1'", "extra_info": {"node_id": "1"}}, "node_errors": {}})
-    with pytest.raises(WorkflowValidationError, match=r"Node 'Blank' not found. \(Node ID '#1'\)"):
+    with pytest.raises(WorkflowValidationError, match=r"Node 'Blank' not found. \(Node ID '#1'\)") as info:
+        client.queue_prompt(PROMPT)
+    assert "[node 1" not in str(info.value)                   # the title is already there
+    # ComfyUI 0.8.0 names an unknown node by its class only; the client adds the title from the prompt.
+    fake.prompt_answer = (400, {"error": {"type": "invalid_prompt", "details": "Node ID '#1'", "extra_info": {},
+                                          "message": "Cannot execute because node EmptyImage does not exist."},
+                                "node_errors": {}})
+    with pytest.raises(WorkflowValidationError, match=r"does not exist. \(Node ID '#1'\) \[node 1 'Blank'\]"):
         client.queue_prompt(PROMPT)
 
 

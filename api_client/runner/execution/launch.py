@@ -70,7 +70,8 @@ def model_paths_yaml(models_dirs: Sequence[Path], extra_paths: Mapping[str, Sequ
 
 
 def launch(comfyui_path: str | Path, *, models_dirs: Sequence[Path], log_path: Path, single_thread: bool = False,
-           startup_timeout: float = 240.0, extra_paths: Mapping[str, Sequence[Path]] | None = None) -> LaunchedComfyUI:
+           startup_timeout: float = 240.0, tiny: bool = False,
+           extra_paths: Mapping[str, Sequence[Path]] | None = None) -> LaunchedComfyUI:
     """Start ComfyUI (see the module docstring); the caller stops it. ``extra_paths`` adds model
     directories in place ({"loras": [folder]}: no copy, no link)."""
     env = dict(os.environ)
@@ -79,6 +80,10 @@ def launch(comfyui_path: str | Path, *, models_dirs: Sequence[Path], log_path: P
     if single_thread:
         # The tiny models' ops are so small that a thread pool only adds overhead on a busy CPU.
         env["OMP_NUM_THREADS"] = "1"
+    if tiny:
+        # The tiny Flux is narrower than FLUX.1: the pack lets ComfyUI builds that fix 24 heads load it.
+        from pulid_flux.tiny.comfyui_detection import TINY_FLUX_ENV
+        env[TINY_FLUX_ENV] = "1"
     server = LaunchedComfyUI(comfyui_path, log_path=log_path, startup_timeout=startup_timeout, env=env,
                              extra_args=["--preview-method", "none"])
     base = server.base_directory

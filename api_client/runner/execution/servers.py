@@ -61,7 +61,7 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
             models_dirs = [prepare_tiny_models(plan.tiny_models)] if plan.tiny else [Path(options.launch) / "models"]
             logs = plan.out / "logs"
             logs.mkdir(parents=True, exist_ok=True)
-            server = launch(options.launch, models_dirs=models_dirs, single_thread=plan.tiny,
+            server = launch(options.launch, models_dirs=models_dirs, single_thread=plan.tiny, tiny=plan.tiny,
                             log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log",
                             extra_paths=launch_model_paths(plan, options) or None)
             stack.callback(server.stop)
