@@ -94,7 +94,7 @@ def run(comfyui: str, checkpoints: int = 4, prompts: int = 3) -> dict:
     for i in range(checkpoints):
         name = "id" if i == checkpoints - 1 else f"id_{250 * (i + 1):09d}"
         write_lora(folder / f"{name}.safetensors", seed=20 + i)
-    server = launch(comfyui, models_dirs=[models], log_path=work / "server.log", single_thread=True,
+    server = launch(comfyui, models_dirs=[models], log_path=work / "server.log", single_thread=True, tiny=True,
                     extra_paths={"loras": [folder]})
     try:
         # Before each measurement: a job whose LoRA (another strength) and prompt (one more than the
