@@ -127,6 +127,7 @@ class RunInfo:
     configs: tuple[str, ...] = ()     # gallery columns, in report order
     rules: tuple[str, ...] = ()       # notes for the report (per-prompt rules and what they did)
     engines: tuple[str, ...] = ()     # scoring engines asked for on the command line
+    details: Mapping[str, Any] = field(default_factory=dict)   # what the source's own report reads (the sweep's)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -150,6 +151,8 @@ class RunPlan:
     all_jobs: tuple[Job, ...]         # everything the gallery may hold (the selection without its limits)
     reference: Reference
     info: RunInfo
+    #: model folders a launched server also lists, in place ({"loras": (checkpoint folder,)})
+    model_paths: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
 
     @property
     def tiny(self) -> bool:

@@ -45,6 +45,10 @@ class PlanSource:
     add_arguments: Callable[[argparse.ArgumentParser], None]     # the source's own arguments
     build: Callable[[argparse.Namespace, RunRequest], RunPlan]
     report: bool = False        # score the gallery and write OUT/report.md after the run
+    #: which report writer: "gallery" (identity per config, ``reporting.make_report``) or the name of
+    #: a source's own (``commands.REPORT_WRITERS``); the source then adds its scoring options itself
+    report_kind: str = "gallery"
+    several_references: bool = False    # --reference IMG [IMG ...] (the ablation's takes one per flag)
 
 
 def resolve_reference(request: RunRequest, default: Sequence[Path] = ()) -> Reference:

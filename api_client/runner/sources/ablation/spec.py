@@ -12,12 +12,16 @@ Schema (version 1; paths are relative to the spec file)::
       reference: Reference image.image   # set in the configs that have this node
       pose: Pose.name                # the prompt's pose-bank entry, in configs that have this node
       save: Save.filename_prefix     # the node whose images are the job's output
+      lora: LoRA.lora_name           # the LoRA loader that a config's loras: stack starts at
     seeds: [42]
     full_body: [full_body, full_body_arm_up]   # pose-bank entries that count as full-body
     configs:
       - name: 04_full
         workflow: 04_full_api.json   # API format (the *_api.json twins)
         overrides: {"Scheduler.steps": 25}        # or a list of "Node.input=value" strings
+        loras:                       # optional LoRA stack: the first on the inputs.lora node, the others
+          - {name: id.safetensors, strength: 1.0}      # chained after it as copies titled "LoRA 2", ...
+          - {name: style.safetensors, strength: 0.5}
         rule:                        # per-prompt rule (optional)
           only_for: [full_body, full_body_arm_up]  # compositions this config runs as shipped
           otherwise: bypass          # skip | bypass | run
@@ -49,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from ....errors import ComfyClientError, OverrideError, WorkflowFormatError
+from ....loras import LORA_CLASSES, LoraEntry
 from ....overrides import Override, get_input, parse_override, resolve_node
 from ...plan import Prompt
 from ..documents import DocumentError, validate
@@ -121,6 +126,7 @@ class Config:
     rule: Rule | None = None
     sweeps: tuple[Sweep, ...] = ()
     index: int = 0
+    loras: tuple[LoraEntry, ...] = ()                # a LoRA stack from the inputs.lora node on
 
 
 @dataclass
@@ -247,8 +253,21 @@ def _configs(check: _Checker, entries: list[ConfigEntry], workflows_dir: Path,
         configs.append(Config(name=entry.name, workflow=workflow, graph=graph,
                               overrides=tuple(_overrides(check, entry.overrides, graph, f"{key}.overrides")),
                               rule=_rule(check, entry.rule, graph, f"{key}.rule"),
-                              sweeps=tuple(_sweeps(check, entry.sweeps, graph, f"{key}.sweeps")), index=i))
+                              sweeps=tuple(_sweeps(check, entry.sweeps, graph, f"{key}.sweeps")), index=i,
+                              loras=_loras(check, entry.loras, graph, inputs["lora"], f"{key}.loras")))
     return configs
+
+
+def _loras(check: _Checker, entries, graph: Mapping, ref: InputRef, key: str) -> tuple[LoraEntry, ...]:
+    if not entries:
+        return ()
+    if not has_node(graph, ref.node):
+        raise check.error(key, f"the workflow has no LoRA node {ref.node!r} (inputs.lora) for the stack to start at")
+    class_type = graph[resolve_node(graph, ref.node)].get("class_type")
+    if class_type not in LORA_CLASSES:
+        raise check.error(key, f"inputs.lora names {ref.node!r}, a {class_type}; expected a LoRA loader "
+                               f"({', '.join(LORA_CLASSES)})")
+    return tuple(LoraEntry(e.name, e.strength) for e in entries)
 
 
 def _load_workflow(check: _Checker, path: Path, key: str) -> dict:
