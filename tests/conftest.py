@@ -58,9 +58,14 @@ def comfy(comfyui_path):
     args.cpu = True
     import comfy.model_management  # noqa: F401  (fails here, clearly, if the checkout is broken)
     import comfy.controlnet  # noqa: F401
+    import comfy.model_detection
     import comfy.sd  # noqa: F401
     import comfy.utils  # noqa: F401
     import comfy
+    # Tiny files need their sizes read from their shapes where ComfyUI takes full-size constants
+    # (0.8's Flux head count, Chroma's approximator); a no-op for real models.
+    from pulid_flux.tiny import detection
+    detection.install(comfy.model_detection)
     return comfy
 
 
