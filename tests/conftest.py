@@ -39,6 +39,23 @@ def comfyui_path() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def comfyui_gguf(comfyui_path, tmp_path_factory) -> Path:
+    """The ComfyUI-GGUF node pack's source: COMFYUI_GGUF_PATH, else its snapshot in ../shared/comfyui."""
+    import tarfile
+
+    value = os.environ.get("COMFYUI_GGUF_PATH")
+    if value:
+        return Path(value)
+    archives = sorted((SHARED / "comfyui").glob("ComfyUI-GGUF-*.tar.xz"))
+    if not archives:
+        pytest.fail(f"no ComfyUI-GGUF: set COMFYUI_GGUF_PATH or put its snapshot in {SHARED / 'comfyui'}")
+    dest = tmp_path_factory.mktemp("comfyui_gguf")
+    with tarfile.open(archives[-1]) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / "ComfyUI-GGUF"
+
+
 PACK_UNDER_TEST = "_pulid_studio_pack_under_test"
 
 

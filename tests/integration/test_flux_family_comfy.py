@@ -38,7 +38,7 @@ FP8_IDENTITY_TOLERANCE = 0.12
 
 @pytest.fixture(scope="module")
 def files(comfy, tiny_models):
-    return build_tiny_models(tiny_models, include=["flux", "pulid", *FAMILY])
+    return build_tiny_models(tiny_models, include=["flux", "pulid", "lora", *FAMILY])
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +292,47 @@ def test_forward_that_ignores_the_block_patches_fails_at_the_first_step(files, p
     sample(replaced, text())                                       # fine without PuLID
     with pytest.raises(PulidError, match="ran without calling any PuLID block hook"):
         sample(apply_pulid(replaced, pulid, IDENTITY), text())
+
+
+# -- GGUF (ComfyUI-GGUF's own patcher) -------------------------------------------------------------
+
+def import_comfyui_gguf(path):
+    """ComfyUI-GGUF's package, imported the way ComfyUI imports a custom node folder."""
+    import importlib.util
+    import sys
+    name = "comfyui_gguf_under_test"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path / "__init__.py", submodule_search_locations=[str(path)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[f"{name}.nodes"]
+
+
+def test_gguf_patcher_takes_the_weight_patch_calls_of_this_comfyui(comfy, comfyui_gguf, files, request):
+    """ComfyUI-GGUF replaces ModelPatcher.patch_weight_to_device to patch quantized weights (a LoRA on
+    a GGUF model). Snapshot 795e451 has 0.8's signature; where this ComfyUI's own method takes more
+    (0.33: ``return_weight`` when saving a model, ``force_cast`` under dynamic VRAM on GPUs), that
+    call fails inside ComfyUI-GGUF: an upstream incompatibility, shown here as a strict xfail. The
+    CPU sampling path calls the old signature, so LoRA + PuLID on GGUF run (test_flux_family_server)."""
+    import comfy.model_patcher
+    import comfy.sd
+    import comfy.utils
+    import folder_paths
+    gguf_nodes = import_comfyui_gguf(comfyui_gguf)
+    ours = list(inspect.signature(comfy.model_patcher.ModelPatcher.patch_weight_to_device).parameters)
+    theirs = list(inspect.signature(gguf_nodes.GGUFModelPatcher.patch_weight_to_device).parameters)
+    newer = [name for name in ours if name not in theirs]
+    if newer:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, raises=TypeError,
+            reason=f"upstream: ComfyUI-GGUF's GGUFModelPatcher.patch_weight_to_device lacks {newer}, which this "
+                   "ComfyUI's model patcher passes (saving a patched model; dynamic VRAM on GPUs)"))
+    folder_paths.add_model_folder_path("diffusion_models", str(files["flux_gguf_q8_0"].parent))
+    (model,) = gguf_nodes.UnetLoaderGGUF().load_unet(files["flux_gguf_q8_0"].name)
+    lora = comfy.utils.load_torch_file(str(files["lora"]))
+    patched, _ = comfy.sd.load_lora_for_models(model, None, lora, 1.0, 0)
+    key = "diffusion_model.double_blocks.0.img_attn.qkv.weight"
+    patched.patch_weight_to_device(key, device_to=patched.load_device, **{name: True for name in newer})
+    weight = comfy.utils.get_attr(patched.model, key)
+    assert getattr(weight, "tensor_type", None) is not None and weight.patches      # the LoRA rides on it
