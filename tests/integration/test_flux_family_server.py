@@ -91,6 +91,36 @@ def test_gguf_flux_takes_the_identity_with_a_lora(client, family_server, qtype):
     assert not np.array_equal(with_id, without_lora)               # so does the LoRA, with PuLID on
 
 
+# -- the example workflows -------------------------------------------------------------------------
+
+def kontext(weight: float = 0.8, image: str = "kontext_input.png") -> dict:
+    """05_kontext_pulid; the image to edit is scaled to the test size instead of Kontext's preferred
+    ~1 megapixel (4096 reference tokens would make each CPU run minutes long)."""
+    prompt = set_input(load("05_kontext_pulid"), "Image to edit", "image", image)
+    (scale,) = find_nodes(prompt, class_type="FluxKontextImageScale")
+    prompt[scale] = {"class_type": "ImageScale", "_meta": {"title": "Kontext scale"},
+                     "inputs": {"image": prompt[scale]["inputs"]["image"], "upscale_method": "bilinear",
+                                "width": SIZE, "height": SIZE, "crop": "disabled"}}
+    return set_input(prompt, "PuLID", "weight", weight)
+
+
+def test_kontext_workflow_edits_the_image_and_takes_the_identity(client):
+    with_id = pixels(client, kontext())
+    assert with_id.shape == (SIZE, SIZE, 3)
+    assert not np.array_equal(with_id, pixels(client, kontext(weight=0.0)))
+    # The image to edit reaches the model (as reference tokens), beside the identity.
+    assert not np.array_equal(with_id, pixels(client, kontext(image="reference.png")))
+
+
+def test_chroma_workflow_takes_the_identity_with_true_cfg(client):
+    prompt = load("06_chroma_pulid")
+    with_id = pixels(client, prompt)
+    assert with_id.shape == (SIZE, SIZE, 3)
+    assert not np.array_equal(with_id, pixels(client, set_input(prompt, "PuLID", "weight", 0.0)))
+    # CFG > 1: the negative pass runs, and what it gets (the "no identity" tokens, or nothing) matters.
+    assert not np.array_equal(with_id, pixels(client, set_input(prompt, "PuLID", "uncond", "none")))
+
+
 # -- a model the hooks cannot reach ----------------------------------------------------------------
 
 def test_sd15_unet_fails_in_the_apply_node_with_the_reason(client):
