@@ -16,11 +16,22 @@ from api_client.tiny_profile import adapt_for_tiny
 from pulid_flux import PulidFlux
 from pulid_flux.errors import PulidError
 from pulid_flux.families import inspect_model
-from pulid_flux.inject import GRID_KEY, REACHED_KEY, CallWrapper, Injection, PulidBlockHook
-from pulid_flux.tiny.chroma import TINY_CHROMA, TINY_CHROMA_RADIANCE, TinyChromaConfig, chroma_state_dict
+from pulid_flux.inject import (
+    GRID_KEY,
+    REACHED_KEY,
+    CallWrapper,
+    Injection,
+    PulidBlockHook,
+)
+from pulid_flux.tiny.chroma import (
+    TINY_CHROMA,
+    TINY_CHROMA_RADIANCE,
+    TinyChromaConfig,
+    chroma_state_dict,
+)
 from pulid_flux.tiny.detection import install, size_overrides
-from pulid_flux.tiny.fp8 import FP8, fp8_state_dict
 from pulid_flux.tiny.flux import TinyFluxConfig, flux_state_dict
+from pulid_flux.tiny.fp8 import FP8, fp8_state_dict
 from pulid_flux.tiny.pulid import pulid_state_dict
 from pulid_flux.tiny.sd15 import sd15_state_dict
 
@@ -126,7 +137,7 @@ def reaching_hooks(seen):
 
 
 def chroma_forward(hooks):
-    def _forward(x, timestep, context, guidance, control=None, transformer_options={}, **kwargs):
+    def _forward(x, timestep, context, guidance, control=None, transformer_options={}, **kwargs):  # noqa: B006 (ComfyUI's)
         hooks(transformer_options)
         return x
     return _forward
@@ -134,7 +145,7 @@ def chroma_forward(hooks):
 
 def flux_forward(hooks):
     def _forward(x, timestep, context, y=None, guidance=None, ref_latents=None, control=None,
-                 transformer_options={}, **kwargs):
+                 transformer_options={}, **kwargs):  # noqa: B006 (ComfyUI's signature)
         hooks(transformer_options)
         return x
     return _forward

@@ -124,7 +124,8 @@ def build_tiny_models(models_dir, *, include=None, eva_source=None, seed: int = 
 
 
 def _gguf(path: Path, qtype: str, seed: int) -> Path:
-    from .gguf_flux import write_flux_gguf     # needs the gguf package, only for these files
+    # Imported here: it needs the gguf package, and only these files do.
+    from .gguf_flux import write_flux_gguf
     return write_flux_gguf(path, qtype, TINY_FLUX, seed=seed)
 
 

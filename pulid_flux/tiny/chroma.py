@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from .files import config_dict, ensure_file
-from .flux import ROPE_WIDTH
+from .flux import ROPE_WIDTH, BlockSizes, double_block, single_block
 from .random_weights import SeededTensors
 
 #: width of Chroma's approximator input: timestep (16) + guidance (16) + modulation index (32) embeddings
@@ -29,7 +29,7 @@ RGB = 3
 
 
 @dataclass(frozen=True)
-class TinyChromaConfig:
+class TinyChromaConfig(BlockSizes):
     hidden_size: int = 128
     depth: int = 19                   # Chroma's 344 modulation vectors require 19 double ...
     depth_single_blocks: int = 38     # ... and 38 single blocks
@@ -58,18 +58,6 @@ class TinyChromaConfig:
                              f"latent patches; got radiance={self.radiance}, patch_size={self.patch_size}")
 
     @property
-    def num_heads(self) -> int:
-        return self.hidden_size // ROPE_WIDTH
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
-
-    @property
-    def mlp_hidden(self) -> int:
-        return int(self.hidden_size * self.mlp_ratio)
-
-    @property
     def in_channels(self) -> int:
         return RGB if self.radiance else LATENT_CHANNELS * self.patch_size ** 2
 
@@ -86,25 +74,6 @@ def _approximator(t: SeededTensors, c: TinyChromaConfig) -> None:
         t.linear(f"{p}.layers.{i}.out_layer", h, h, gain=0.5)
         t.norm(f"{p}.norms.{i}", h, bias=False, weight_name="scale")
     t.linear(f"{p}.out_proj", c.hidden_size, h, gain=c.modulation_gain)
-
-
-def _double_block(t: SeededTensors, prefix: str, c: TinyChromaConfig) -> None:
-    h = c.hidden_size
-    for stream in ("img", "txt"):
-        t.linear(f"{prefix}.{stream}_attn.qkv", 3 * h, h)
-        t.norm(f"{prefix}.{stream}_attn.norm.query_norm", c.head_dim, bias=False, weight_name="scale")
-        t.norm(f"{prefix}.{stream}_attn.norm.key_norm", c.head_dim, bias=False, weight_name="scale")
-        t.linear(f"{prefix}.{stream}_attn.proj", h, h)
-        t.linear(f"{prefix}.{stream}_mlp.0", c.mlp_hidden, h)
-        t.linear(f"{prefix}.{stream}_mlp.2", h, c.mlp_hidden)
-
-
-def _single_block(t: SeededTensors, prefix: str, c: TinyChromaConfig) -> None:
-    h = c.hidden_size
-    t.linear(f"{prefix}.linear1", 3 * h + c.mlp_hidden, h)
-    t.linear(f"{prefix}.linear2", h, h + c.mlp_hidden)
-    t.norm(f"{prefix}.norm.query_norm", c.head_dim, bias=False, weight_name="scale")
-    t.norm(f"{prefix}.norm.key_norm", c.head_dim, bias=False, weight_name="scale")
 
 
 def _nerf(t: SeededTensors, c: TinyChromaConfig) -> None:
@@ -128,9 +97,9 @@ def chroma_state_dict(config: TinyChromaConfig = TINY_CHROMA, seed: int = 0,
     t.linear("txt_in", c.hidden_size, c.context_in_dim)
     _approximator(t, c)
     for i in range(c.depth):
-        _double_block(t, f"double_blocks.{i}", c)
+        double_block(t, f"double_blocks.{i}", c, modulation=False)
     for i in range(c.depth_single_blocks):
-        _single_block(t, f"single_blocks.{i}", c)
+        single_block(t, f"single_blocks.{i}", c, modulation=False)
     if c.radiance:
         _nerf(t, c)
     else:

@@ -139,9 +139,13 @@ def test_chroma_hooks_fire_at_the_flux_block_indices(files, pulid):
     assert fired["chroma"][:20] == fired["flux"][:20]
 
 
-@pytest.mark.parametrize("name,shape", [("chroma", LATENT), ("chroma_radiance", PIXELS)])
-def test_chroma_weight_one_changes_the_image_and_weight_zero_is_exact(files, pulid, name, shape):
-    model = load(files, name)
+@pytest.mark.parametrize("name,shape,options", [
+    ("chroma", LATENT, {}),
+    ("chroma_radiance", PIXELS, {}),
+    ("chroma", LATENT, {"dtype": torch.float8_e4m3fn}),          # Chroma with fp8 weights
+], ids=["chroma", "chroma_radiance", "chroma_fp8"])
+def test_chroma_weight_one_changes_the_image_and_weight_zero_is_exact(files, pulid, name, shape, options):
+    model = load(files, name, **options)
     base = chroma_sample(model, shape)
     assert torch.equal(chroma_sample(apply_pulid(model, pulid, IDENTITY, weight=0.0), shape), base)
     with_id = chroma_sample(apply_pulid(model, pulid, IDENTITY, weight=1.0), shape)
@@ -312,8 +316,8 @@ def import_comfyui_gguf(path):
 def test_gguf_patcher_takes_the_weight_patch_calls_of_this_comfyui(comfy, comfyui_gguf, files, request):
     """ComfyUI-GGUF replaces ModelPatcher.patch_weight_to_device to patch quantized weights (a LoRA on
     a GGUF model). Snapshot 795e451 has 0.8's signature; where this ComfyUI's own method takes more
-    (0.33: ``return_weight`` when saving a model, ``force_cast`` under dynamic VRAM on GPUs), that
-    call fails inside ComfyUI-GGUF: an upstream incompatibility, shown here as a strict xfail. The
+    (0.33: ``return_weight`` when it saves a patched model, ``force_cast`` in dynamic-VRAM loading),
+    the call fails inside ComfyUI-GGUF: an upstream incompatibility, shown here as a strict xfail. The
     CPU sampling path calls the old signature, so LoRA + PuLID on GGUF run (test_flux_family_server)."""
     import comfy.model_patcher
     import comfy.sd
@@ -327,7 +331,7 @@ def test_gguf_patcher_takes_the_weight_patch_calls_of_this_comfyui(comfy, comfyu
         request.applymarker(pytest.mark.xfail(
             strict=True, raises=TypeError,
             reason=f"upstream: ComfyUI-GGUF's GGUFModelPatcher.patch_weight_to_device lacks {newer}, which this "
-                   "ComfyUI's model patcher passes (saving a patched model; dynamic VRAM on GPUs)"))
+                   "ComfyUI's model patcher passes (saving a patched model; dynamic-VRAM loading)"))
     folder_paths.add_model_folder_path("diffusion_models", str(files["flux_gguf_q8_0"].parent))
     (model,) = gguf_nodes.UnetLoaderGGUF().load_unet(files["flux_gguf_q8_0"].name)
     lora = comfy.utils.load_torch_file(str(files["lora"]))

@@ -5,20 +5,19 @@ One server for the module, with ComfyUI-GGUF installed beside this pack (the ``c
 fixture) and the tiny models, family files included.
 """
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from comfy_server import ComfyServer
+from conftest_paths import WORKFLOWS
+from test_workflows import face_image, png_bytes, run_pixels
 
 from api_client import ExecutionError
 from api_client.client import ComfyClient
 from api_client.overrides import find_nodes, set_input
 from api_client.tiny_profile import adapt_for_tiny
-from comfy_server import ComfyServer
-from conftest_paths import WORKFLOWS
 from pulid_flux.tiny.build import FAMILY, FILES, build_tiny_models
 
 pytestmark = pytest.mark.integration
@@ -37,17 +36,10 @@ def family_server(comfyui_path, tiny_models, comfyui_gguf, tmp_path_factory):
     server.stop()
 
 
-def png_bytes(array) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def client(family_server):
-    from pulid_flux.tiny.insightface_pack import paint_faces
     with ComfyClient(family_server.url) as c:
-        c.upload_image(png_bytes(paint_faces(640, 640, [(9, 8)])), filename="reference.png", overwrite=True)
+        c.upload_image(png_bytes(face_image()), filename="reference.png", overwrite=True)
         c.upload_image(png_bytes(np.random.default_rng(0).integers(0, 255, (96, 160, 3), np.uint8)),
                        filename="kontext_input.png", overwrite=True)
         yield c
@@ -62,10 +54,7 @@ def load(name: str) -> dict:
 
 
 def pixels(client, prompt) -> np.ndarray:
-    result = client.run(prompt, timeout=600)
-    saved = [f for f in result.files(["images"]) if f.type == "output"]
-    assert len(saved) == 1, saved
-    return np.asarray(Image.open(io.BytesIO(client.view(saved[0].filename, saved[0].subfolder, saved[0].type))))
+    return run_pixels(client, prompt, None)
 
 
 # -- GGUF ------------------------------------------------------------------------------------------
