@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from pulid_flux import PulidFlux, PulidIdentity
-from pulid_flux.ca import PerceiverAttentionCA
+from pulid_flux.engine.ca import PerceiverAttentionCA
 from pulid_flux.errors import PulidError
-from pulid_flux.inject import GRID_KEY, PulidBlockHook, apply_pulid, hook_positions
+from pulid_flux.engine.inject import GRID_KEY, PulidBlockHook, apply_pulid, hook_positions
 from pulid_flux.tiny.build import FAMILY, build_tiny_models
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("single_torch_thread")]
