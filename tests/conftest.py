@@ -53,16 +53,17 @@ def comfyui_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def comfyui_gguf(comfyui_path, tmp_path_factory) -> Path:
+def comfyui_gguf(comfyui_path, shared_data, tmp_path_factory) -> Path:
     """The ComfyUI-GGUF node pack's source: COMFYUI_GGUF_PATH, else its snapshot in ../shared/comfyui."""
     import tarfile
 
     value = os.environ.get("COMFYUI_GGUF_PATH")
     if value:
         return Path(value)
-    archives = sorted((SHARED / "comfyui").glob("ComfyUI-GGUF-*.tar.xz"))
+    snapshots = shared_data.require("comfyui")
+    archives = sorted(snapshots.glob("ComfyUI-GGUF-*.tar.xz"))
     if not archives:
-        pytest.fail(f"no ComfyUI-GGUF: set COMFYUI_GGUF_PATH or put its snapshot in {SHARED / 'comfyui'}")
+        pytest.fail(f"no ComfyUI-GGUF: set COMFYUI_GGUF_PATH or put its snapshot in {snapshots}")
     dest = tmp_path_factory.mktemp("comfyui_gguf")
     with tarfile.open(archives[-1]) as tar:
         tar.extractall(dest, filter="data")
