@@ -219,3 +219,18 @@ def region_mask_share(region: FaceRegion, image_shape, matrix: np.ndarray | None
     share = visible_share(aligned)
     check_visible(share, region.source)
     return aligned, share
+
+
+def embed_region(image: np.ndarray, region: FaceRegion, engine: FaceEngine) -> tuple[RegionFace, np.ndarray]:
+    """The region's face found by ``engine`` with its vector, the mask checked: what scoring and dataset
+    preparation use in place of a detected face. The returned face carries the embedding and, in
+    ``extra``, the region's source, mode and mask share."""
+    located = locate_face(image, region, engine, embed=True)
+    _, share = region_mask_share(region, image.shape, face=located.face)
+    embedding = region_embedding(image, located, engine)
+    if located.box_only:
+        log.warning("%s: %s found no face in the box; box-only alignment used, its vector may be less reliable",
+                    region.source, engine.name)
+    extra = {**located.face.extra, "region": region.source, "region_mode": located.mode, "visible_share": share}
+    located.face = replace(located.face, embedding=embedding, engine=engine.name, extra=extra)
+    return located, embedding

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import list_images, load_rgb
+from ..face.region import list_photos
+from ..images import load_rgb
 from .engines import EngineOptions
 from .grid import FULL_TILE_MAX, GridLayout, Tile, full_tile, render_grid, small_tile
 from .naming import ImageMeta, find_manifest, image_meta, read_manifest
@@ -89,7 +90,7 @@ def discover_gallery(gallery_dir, *, manifest=None, configs: Sequence[str] | Non
                 raise FileNotFoundError(f"{folder}: config folder not found in the gallery")
     result = {}
     for folder in folders:
-        files = list_images(folder)
+        files = list_photos(folder)
         if not files:
             log.warning("%s: no images in this config folder; it is left out", folder)
             continue
