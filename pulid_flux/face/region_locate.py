@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceRegionError
-from .align import FFHQ_TEMPLATE_512, ffhq_transform, norm_crop
+from .align import FFHQ_TEMPLATE_512, align_ffhq, ffhq_transform, norm_crop
 from .faces import Face, FaceEngine, as_rgb_uint8
 from .region import FaceRegion
 
@@ -234,3 +234,18 @@ def embed_region(image: np.ndarray, region: FaceRegion, engine: FaceEngine) -> t
     extra = {**located.face.extra, "region": region.source, "region_mode": located.mode, "visible_share": share}
     located.face = replace(located.face, embedding=embedding, engine=engine.name, extra=extra)
     return located, embedding
+
+
+def region_crop(image: np.ndarray, region: FaceRegion, engine: FaceEngine | None, size: int = 512,
+                dim_outside_mask: float = 0.35) -> tuple[np.ndarray, RegionFace, float | None]:
+    """What identity encoding will align for this region, as a picture: the FFHQ ``size`` crop of the
+    region's face (pixels outside the mask dimmed), the located face, and the mask's visible share.
+
+    Raises FaceRegionError like encoding does (box outside the photo, mask hiding the face)."""
+    located = locate_face(image, region, engine, embed=False)
+    crop, matrix = align_ffhq(image, located.face.kps, size)
+    mask, share = region_mask_share(region, image.shape, matrix, size=size)
+    if mask is not None:
+        keep = np.clip(mask, 0.0, 1.0)[..., None]
+        crop = (crop * (keep + (1 - keep) * dim_outside_mask)).round().astype(np.uint8)
+    return crop, located, share
