@@ -164,7 +164,8 @@ class EncodeIdentity(io.ComfyNode):
                                      tooltip="Optional other engine for the ArcFace vector (must be 512-d); "
                                              "face_engine then only detects and aligns."),
                 # Appended last: saved workflows store widget values by position.
-                io.String.Input("face_region", default="", optional=True, multiline=False, tooltip=REGION_TIP),
+                io.String.Input("face_region", default="", optional=True, multiline=False, dynamic_prompts=False,
+                                tooltip=REGION_TIP),
             ],
             hidden=[io.Hidden.unique_id],   # the canvas is told which node has no face (face_region.EVENT)
             outputs=[

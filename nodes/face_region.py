@@ -4,18 +4,23 @@
   at most ``SOURCE_MAX_SIDE``) in ComfyUI's temp folder, the content hash, the detected boxes and the
   region used. When no image has a face, the node sends the same data over the websocket (event
   ``EVENT``) before it raises, so the user can draw the region on the photo the error is about.
+* ``GET /pulid_studio/face_region/image?filename=&subfolder=&type=input`` answers ``{"image_size",
+  "image_hash"}`` of an input photo as Load Image reads it (EXIF orientation applied), so a region can
+  be drawn, with the right hash, on the photo a Load Image node feeds in before the node ever ran.
 * ``POST /pulid_studio/face_region/preview`` with ``{"source": {"filename", "subfolder", "type":
-  "temp"}, "image_size": [w, h], "region": {"box", "mask"}, "engine": <token>}`` answers
+  "temp"|"input"}, "image_size": [w, h], "region": {"box", "mask"}, "engine": <token>}`` answers
   ``{"mode", "message", "visible_share", "crop": <PNG data URL>}``: the aligned crop Encode identity
   will encode for that region (:func:`pulid_flux.face.region_locate.region_crop`), before queueing.
   The token names the face engine of the node's last run (held weakly: once ComfyUI drops that
-  engine, the preview falls back to box-only and says so); 400 with ``{"error"}`` on bad input.
+  engine, or before a first run, the preview is box-only and says so); 400 with ``{"error"}`` on bad
+  input.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import secrets
 import weakref
@@ -32,6 +37,7 @@ from .previews import in_executor, save_temp_images, thumbnail
 log = logging.getLogger(__name__)
 
 ROUTE = "/pulid_studio/face_region/preview"
+IMAGE_ROUTE = "/pulid_studio/face_region/image"
 EVENT = "pulid_studio.faces"
 PAYLOAD_KEY = "pulid_studio_faces"
 SOURCE_MAX_SIDE = 2048
@@ -77,16 +83,26 @@ def send_to_canvas(node_cls, data: dict) -> None:
 # -- the preview route ----------------------------------------------------------------------------------
 
 
-def _temp_file(ref) -> Path:
+def _image_file(ref) -> Path:
+    """The file of a ``{filename, subfolder, type}`` reference in ComfyUI's temp or input folder."""
     import folder_paths
 
-    if not isinstance(ref, dict) or ref.get("type") != "temp" or not isinstance(ref.get("filename"), str):
-        raise FaceRegionError("'source' must be a temp image reference {filename, subfolder, type: temp}")
-    root = Path(folder_paths.get_temp_directory()).resolve()
+    kind = ref.get("type") if isinstance(ref, dict) else None
+    if kind not in ("temp", "input") or not isinstance(ref.get("filename"), str):
+        raise FaceRegionError("'source' must be an image reference {filename, subfolder, type: temp or input}")
+    root = Path(folder_paths.get_directory_by_type(kind)).resolve()
     path = (root / str(ref.get("subfolder") or "") / ref["filename"]).resolve()
     if root not in path.parents or not path.is_file():
-        raise FaceRegionError(f"source image {ref['filename']!r} is not in ComfyUI's temp folder (run the node again)")
+        raise FaceRegionError(f"image {ref['filename']!r} is not in ComfyUI's {kind} folder (run the node again)")
     return path
+
+
+def image_info(ref: dict) -> dict:
+    """Size and content hash of an input/temp photo as Load Image reads it."""
+    from ..pulid_flux.images import content_hash
+
+    image = load_rgb(_image_file(ref))
+    return {"image_size": [image.shape[1], image.shape[0]], "image_hash": content_hash(image)}
 
 
 def _png_data_url(image: np.ndarray) -> str:
@@ -101,7 +117,7 @@ def preview(body: dict) -> dict:
     """The route's answer for a request body (FaceRegionError on bad input)."""
     if not isinstance(body, dict):
         raise FaceRegionError("the request body must be a JSON object")
-    source = load_rgb(_temp_file(body.get("source")))
+    source = load_rgb(_image_file(body.get("source")))
     size = body.get("image_size")
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in size)):
         raise FaceRegionError("'image_size' must be [width, height] of the photo the box is drawn on")
@@ -127,20 +143,30 @@ def register_routes() -> None:
         return
     from aiohttp import web
 
-    @server.routes.post(ROUTE)
-    async def face_region_preview(request):
+    async def answer(function, argument):
         import asyncio
 
+        try:
+            # Reading photos and detecting faces take a moment: off the event loop.
+            result = await asyncio.get_running_loop().run_in_executor(None, function, argument)
+        except (FaceRegionError, ImageReadError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(result)
+
+    @server.routes.post(ROUTE)
+    async def face_region_preview(request):
         try:
             body = await request.json()
         except ValueError:
             return web.json_response({"error": "the request body is not JSON"}, status=400)
-        try:
-            # Detection takes a moment: off the event loop.
-            answer = await asyncio.get_running_loop().run_in_executor(None, preview, body)
-        except (FaceRegionError, ImageReadError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response(answer)
+        return await answer(preview, body)
+
+    @server.routes.get(IMAGE_ROUTE)
+    async def face_region_image(request):
+        # The canvas asks in the background for whatever Load Image shows: a missing file is an
+        # answer ({"error"}), not a failed request the browser console would report.
+        response = await answer(image_info, dict(request.rel_url.query))
+        return web.json_response(json.loads(response.body), status=200)
 
     server._pulid_region_routes = True
 
