@@ -16,7 +16,8 @@ from ..pulid_flux.face.encode import FUSIONS, EncodeCache, FaceModels, encode_id
 from ..pulid_flux.face.insightface_engine import find_pack_dir
 from ..pulid_flux.face.region import parse_region_list
 from ..pulid_flux.images import to_uint8
-from . import face_region, paths
+from . import paths
+from .face_region import PAYLOAD_KEY, picker_data, send_to_canvas
 from .previews import persistent_ui
 from .types import (EvaClipType, FaceEngineType, FaceParserType, PulidFluxType, PulidIdentityType, category,
                     display_name, node_id)
@@ -190,14 +191,13 @@ class EncodeIdentity(io.ComfyNode):
                                      cache=_cache(pulid_flux), regions=regions)
         except NoFaceError as exc:
             # The canvas shows the photos anyway, so the user can draw the face region the error asks for.
-            face_region.send_to_canvas(cls, face_region.picker_data(cls, frames, exc.images, face_choice,
-                                                                    face_index, face_engine))
+            send_to_canvas(cls, picker_data(cls, frames, exc.images, face_choice, face_index, face_engine))
             raise
         lines = [_status_line(status) for status in result.images] + [f"WARNING: {w}" for w in result.warnings]
         text = "\n".join(lines)
-        data = face_region.picker_data(cls, frames, result.images, face_choice, face_index, face_engine)
+        data = picker_data(cls, frames, result.images, face_choice, face_index, face_engine)
         return io.NodeOutput(result.identity, _preview(result), text,
-                             ui={**ui.PreviewText(text).as_dict(), face_region.PAYLOAD_KEY: [data]})
+                             ui={**ui.PreviewText(text).as_dict(), PAYLOAD_KEY: [data]})
 
 
 NODE_LIST = [LoadFaceEngine, LoadFaceParser, EncodeIdentity]

@@ -178,7 +178,9 @@ def test_face_picker_shows_the_faces_and_a_click_sets_face_index(frontend, clien
     prompt["30"]["inputs"]["image"] = name
     prompt[str(ENCODE_ID)]["inputs"]["face_choice"] = "left_to_right"
     frontend.queue_prompt(with_preview_sink(prompt, str(ENCODE_ID), 1))
-    frontend.wait_for("(id) => window.app.graph.getNodeById(id).pulidFacePicker", ENCODE_ID, timeout_s=180)
+    # (before the run the picker shows the Load Image photo: wait for the run's own result)
+    frontend.wait_for("(id) => { const p = window.app.graph.getNodeById(id).pulidFacePicker; return p && !p.fromInput; }",
+                      ENCODE_ID, timeout_s=180)
 
     data = frontend.evaluate("(id) => window.app.graph.getNodeById(id).pulidFacePicker.data", ENCODE_ID)
     (image,) = data["images"]
