@@ -141,6 +141,8 @@ class Reference:
     data: bytes | None = None         # the image PuLID gets
     upload_name: str | None = None    # content-addressed name on the servers
     tiny: bool = False
+    region: object = None             # pulid_flux FaceRegion of files[0] (spec's reference_region or its sidecar)
+    region_value: str | None = None   # that region as Encode identity's face_region value (with the image hash)
 
     @property
     def image_value(self) -> str | None:
@@ -194,7 +196,33 @@ def _resolve_reference(args, spec: Spec, out: Path) -> Reference:
         if not path.is_file():
             raise RunnerError(f"reference image {path} not found")
     data = files[0].read_bytes()
-    return Reference(files=[p.resolve() for p in files], data=data, upload_name=upload_name(data, files[0].suffix or ".png"))
+    reference = Reference(files=[p.resolve() for p in files], data=data,
+                          upload_name=upload_name(data, files[0].suffix or ".png"))
+    _reference_region(reference, spec.reference_region if not args.reference else None)
+    if args.reference and spec.reference_region is not None:
+        log.warning("the spec's reference_region is for its own reference photo; with --reference it is not used "
+                    "(put a %s beside your photo instead)", files[0].stem + ".face.json")
+    return reference
+
+
+def _reference_region(reference: Reference, region) -> None:
+    """The face region of the photo PuLID gets: ``region`` (the spec's), else its sidecar file."""
+    from pulid_flux.errors import PulidError
+    from pulid_flux.face.region import FaceRegion, format_region_list, read_sidecar
+    from pulid_flux.images import content_hash, load_rgb
+
+    try:
+        region = region or read_sidecar(reference.files[0])
+        if region is None:
+            return
+        image = load_rgb(reference.files[0])
+        region.check_image(image.shape[1], image.shape[0])
+    except PulidError as exc:           # a bad sidecar or a box off the photo: say which before any job runs
+        raise RunnerError(str(exc)) from None
+    # The hash ties the region to this photo: Encode identity drops it for any other image.
+    reference.region = FaceRegion(region.box, region.mask, content_hash(image), region.source)
+    reference.region_value = format_region_list([reference.region])
+    log.info("reference face region %s from %s", list(region.box), region.source)
 
 
 def build_plan(args) -> Plan:
@@ -212,7 +240,7 @@ def build_plan(args) -> Plan:
     configs = tuple(c.strip() for c in args.configs.split(",") if c.strip()) if args.configs else None
     selection = Selection(max_prompts=args.max_prompts, seeds=_parse_csv_ints(args.seeds, "--seeds"), configs=configs,
                           sweeps=tuple(args.sweep), no_sweeps=args.no_sweeps, overrides=overrides, tiny=args.tiny,
-                          reference_image=reference.image_value)
+                          reference_image=reference.image_value, face_region=reference.region_value)
     try:
         jobs = expand_jobs(spec, selection)
         all_jobs = expand_jobs(spec, Selection(**{**selection.__dict__, "max_prompts": None}))
@@ -230,6 +258,7 @@ def build_plan(args) -> Plan:
     settings = {"spec": str(Path(args.spec).resolve()), "spec_name": spec.name, "tiny": bool(args.tiny),
                 "tiny_models": str(tiny_models) if tiny_models else None,
                 "reference": [str(p) for p in reference.files],
+                "reference_region": reference.region.to_dict() if reference.region is not None else None,
                 "launch": str(Path(args.launch).resolve()) if args.launch else None,
                 "selection": {"max_prompts": args.max_prompts, "seeds": selection.seeds, "configs": configs,
                               "sweeps": list(args.sweep), "no_sweeps": args.no_sweeps, "overrides": list(args.overrides)},
@@ -493,8 +522,14 @@ def make_report(out: Path, *, settings: dict, engines: list[str], models_dir: Pa
         return out / "report.md"
     configs = [c for c in settings.get("configs", []) if (out / "gallery" / c).is_dir()]
     log.info("scoring %d image(s) in %d config(s) with %s", len(records), len(configs), ", ".join(engines))
+    regions = {}
+    if settings.get("reference_region") and list(map(str, reference[:1])) == settings.get("reference", [])[:1]:
+        from pulid_flux.face.region import region_from_dict
+
+        regions[str(reference[0])] = region_from_dict(settings["reference_region"], "run.json reference_region")
     try:
-        result = score(out, reference=reference, engines=engines, models_dir=models_dir, configs=configs)
+        result = score(out, reference=reference, engines=engines, models_dir=models_dir, configs=configs,
+                       regions=regions)
     except ImportError:
         raise
     except Exception as exc:  # engines and images raise their own error types; the run itself is intact

@@ -6,10 +6,12 @@ Schema (version 1; paths are relative to the spec file)::
     name: pulid_flux_ablation
     workflows_dir: .                 # where the configs' workflow files are
     reference: photos/me.jpg         # optional; --reference overrides it (PuLID input + scoring)
+    reference_region: {box: [412, 160, 230, 290]}   # optional: where the face of that photo is
     inputs:                          # where per-job values go: "<node title or id>.<input>"
       prompt: Positive prompt.text   # required in every config
       seed: Seed.noise_seed          # required in every config
       reference: Reference image.image   # set in the configs that have this node
+      face_region: Encode identity.face_region   # the reference's face region, where one is given
       pose: Pose.name                # the prompt's pose-bank entry, in configs that have this node
       save: Save.filename_prefix     # the node whose images are the job's output
     seeds: [42]
@@ -34,6 +36,12 @@ Schema (version 1; paths are relative to the spec file)::
         text: photo of ohwx man, full body, ...
         composition: full body       # optional shot word or pose-bank name; else read from the text
 
+``reference_region`` says which face of the spec's (first) reference photo is the person, and rescues
+one the detector misses: ``{box: [x, y, width, height], mask: <png beside the spec>}`` in the photo's
+pixels after EXIF orientation, or the name of a ``.face.json`` file (docs/face_region.md). It goes to
+Encode identity's ``face_region`` input and to the scoring reference. Without it (and always with
+``--reference``), a ``<photo stem>.face.json`` sidecar beside the photo does the same.
+
 Every problem is reported as ``<file>: <key path>: <what was expected>``.
 """
 
@@ -54,6 +62,7 @@ DEFAULT_INPUTS = {
     "prompt": "Positive prompt.text",
     "seed": "Seed.noise_seed",
     "reference": "Reference image.image",
+    "face_region": "Encode identity.face_region",
     "pose": "Pose.name",
     "save": "Save.filename_prefix",
 }
@@ -143,6 +152,7 @@ class Spec:
     full_body: tuple[str, ...]
     reference: list[Path]
     description: str = ""
+    reference_region: Any = None         # pulid_flux.face.region.FaceRegion of reference[0], or None
 
     def config(self, name: str) -> Config:
         for config in self.configs:
@@ -179,8 +189,8 @@ def parse_spec(data: Any, path: str | Path) -> Spec:
     path = Path(path)
     check = _Checker(path)
     root = check.mapping(data, "", "a mapping with configs, prompts and seeds")
-    check.known_keys(root, "", {"version", "name", "description", "workflows_dir", "reference", "inputs", "seeds",
-                                "full_body", "configs", "prompts"})
+    check.known_keys(root, "", {"version", "name", "description", "workflows_dir", "reference", "reference_region",
+                                "inputs", "seeds", "full_body", "configs", "prompts"})
     version = root.get("version", SPEC_VERSION)
     if version != SPEC_VERSION:
         raise check.error("version", f"expected {SPEC_VERSION}, got {version!r}")
@@ -191,10 +201,12 @@ def parse_spec(data: Any, path: str | Path) -> Spec:
     full_body = tuple(check.string_list(root.get("full_body", list(DEFAULT_FULL_BODY)), "full_body"))
     seeds = _parse_seeds(check, root.get("seeds"), "seeds")
     reference = _parse_reference(check, root.get("reference"), base)
+    reference_region = _parse_reference_region(check, root.get("reference_region"), base, reference)
     prompts = _parse_prompts(check, root.get("prompts"))
     configs = _parse_configs(check, root.get("configs"), workflows_dir, inputs)
     return Spec(path=path, name=name, configs=configs, prompts=prompts, seeds=seeds, inputs=inputs,
-                full_body=full_body, reference=reference, description=str(root.get("description") or ""))
+                full_body=full_body, reference=reference, description=str(root.get("description") or ""),
+                reference_region=reference_region)
 
 
 class _Checker:
@@ -269,6 +281,23 @@ def _parse_reference(check: _Checker, value: Any, base: Path) -> list[Path]:
     if not isinstance(items, list):
         raise check.error("reference", f"expected an image path or a list of paths, got {_show(value)}")
     return [base / check.string(v, f"reference[{i}]") for i, v in enumerate(items)]
+
+
+def _parse_reference_region(check: _Checker, value: Any, base: Path, reference: list[Path]):
+    if value is None:
+        return None
+    from pulid_flux.errors import FaceRegionError
+    from pulid_flux.face.region import read_region_file, region_from_dict
+
+    if not reference:
+        raise check.error("reference_region", "needs 'reference': the region is drawn on the spec's reference photo")
+    try:
+        if isinstance(value, str):
+            return read_region_file(base / check.string(value, "reference_region"))
+        region = check.mapping(value, "reference_region", "{box: [x, y, width, height]} or a .face.json file name")
+        return region_from_dict(region, "reference_region", mask_dir=base)
+    except FaceRegionError as exc:
+        raise check.error("reference_region", str(exc)) from None
 
 
 def _parse_prompts(check: _Checker, value: Any) -> list[Prompt]:

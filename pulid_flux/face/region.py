@@ -263,8 +263,12 @@ def sidecar_path(photo) -> Path:
 def read_sidecar(photo) -> FaceRegion | None:
     """The region of ``photo`` from its sidecar, or None when it has none."""
     path = sidecar_path(photo)
-    if not path.is_file():
-        return None
+    return read_region_file(path) if path.is_file() else None
+
+
+def read_region_file(path) -> FaceRegion:
+    """One region from a JSON file in the sidecar format (its mask a PNG file in the same folder)."""
+    path = Path(path)
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

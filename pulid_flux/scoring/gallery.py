@@ -147,18 +147,19 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 
 def score_gallery(gallery_dir, reference, out_dir, *, engines=("dlib",), options: EngineOptions | None = None,
                   thresholds=None, manifest=None, configs: Sequence[str] | None = None,
-                  run: ScoringRun | None = None) -> GalleryResult:
+                  run: ScoringRun | None = None, regions=None) -> GalleryResult:
     """Score every config of ``gallery_dir`` against ``reference`` and write all reports to ``out_dir``.
 
     ``reference``: reference photo paths (or (name, RGB array) pairs); ``engines``: specs such as
     "dlib", "insightface", "insightface:buffalo_l", "arcface:<file.onnx>", or loaded ScoringEngines;
     ``thresholds``: None (each engine's default), a number, or {engine key: number};
     ``manifest``: a manifest file (default: gallery/manifest.json or manifest.csv if present).
-    Pass an existing ``run`` to reuse loaded engines and reference centroids.
+    Pass an existing ``run`` to reuse loaded engines and reference centroids; ``regions`` (reference path ->
+    FaceRegion) picks the face of a reference, else its ``.face.json`` sidecar does.
     """
     out_dir = Path(out_dir)
     gallery = discover_gallery(gallery_dir, manifest=manifest, configs=configs, exclude=[out_dir])
-    run = run or ScoringRun.create(reference, engines, options=options, thresholds=thresholds)
+    run = run or ScoringRun.create(reference, engines, options=options, thresholds=thresholds, regions=regions)
     keys = run.keys
     all_entries = [e for entries in gallery.values() for e in entries]
     prompts = prompt_order(all_entries)
