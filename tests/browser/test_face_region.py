@@ -140,23 +140,11 @@ def region_widget(frontend):
                              ENCODE_ID)
 
 
-def edge_pixel(frontend, x, y):
-    """Canvas RGB at a node-local point of Encode identity, after a fresh draw."""
-    return tuple(frontend.evaluate("""async ([id, x, y]) => {
-        const app = window.app, node = app.graph.getNodeById(id), ds = app.canvas.ds, el = app.canvas.canvas;
-        app.canvas.draw(true, true);
-        const ratio = el.width / el.getBoundingClientRect().width;
-        const px = Math.round((node.pos[0] + x + ds.offset[0]) * ds.scale * ratio);
-        const py = Math.round((node.pos[1] + y + ds.offset[1]) * ds.scale * ratio);
-        return Array.from(el.getContext('2d').getImageData(px, py, 1, 1).data.slice(0, 3));
-    }""", [ENCODE_ID, x, y]))
-
-
 def shows_region_edge(frontend, tile, box):
     """The left edge of the region box is drawn in the region colour (anti-aliased: look either side)."""
     x = tile["x"] + box[0] * tile["scale"]
     y = tile["y"] + (box[1] + box[3] / 2) * tile["scale"]
-    return any(all(abs(a - b) <= 60 for a, b in zip(edge_pixel(frontend, x + dx, y), REGION_COLOR))
+    return any(all(abs(a - b) <= 60 for a, b in zip(frontend.canvas_pixel(ENCODE_ID, x + dx, y), REGION_COLOR))
                for dx in (-1, -0.5, 0, 0.5, 1))
 
 
