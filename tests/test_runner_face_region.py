@@ -152,3 +152,14 @@ def test_gallery_scoring_uses_the_region_to_pick_the_reference_person(tmp_path, 
         assert winner == ("01_obama_s1.jpg" if is_obama else "02_biden_s1.jpg"), sims
         winners.add(winner)
     assert winners == {"01_obama_s1.jpg", "02_biden_s1.jpg"}
+
+
+def test_an_override_sets_the_region_as_a_string():
+    """What docs/face_region.md shows for API users: --set 'Encode identity.face_region=[...]'."""
+    from api_client.overrides import apply_overrides
+
+    twin = json.loads((ROOT / "workflows" / "03_lora_pulid_api.json").read_text())
+    text = '[{"box": [412, 160, 230, 290]}]'
+    prompt = apply_overrides(twin, [f"Encode identity.face_region={text}"])
+    value = next(n for n in prompt.values() if n["class_type"] == "PulidStudioEncodeIdentity")["inputs"]["face_region"]
+    assert value == text and parse_region_list(value)[0].box == (412, 160, 230, 290)
