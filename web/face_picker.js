@@ -144,6 +144,7 @@ function showFaces(node, data, fromInput = false) {
     node.pulidFacePicker = {
         data, fromInput, previews: loadPreviews(node, data.images), hits: [], tiles: [], buttons: [],
         tool: old?.tool ?? "box", brush: old?.brush ?? 0.04, masks: {}, crops: {}, gesture: null,
+        cropKeys: {},        // per image, the region its crop was asked for (see drawPicker)
     };
     if (!fromInput) {     // a run's result makes room; a photo merely wired in does not resize the node
         const width = Math.max(node.size[0], MIN_NODE_WIDTH);
@@ -151,7 +152,6 @@ function showFaces(node, data, fromInput = false) {
         const { height } = layoutTiles(data.images, width, top, MAX_TILE_HEIGHT, CROP_BAND);
         node.setSize([width, Math.max(node.size[1], top + height)]);
     }
-    data.images.forEach((_, i) => refreshCrop(node, i));
     node.setDirtyCanvas(true, true);
 }
 
@@ -169,8 +169,7 @@ function currentRegion(node, i) {
 function writeRegion(node, i, region) {
     const picker = node.pulidFacePicker;
     setWidgetValue(node, REGION_WIDGET, withRegion(entries(node), picker.data.images, i, region));
-    refreshCrop(node, i);
-    node.setDirtyCanvas(true, true);
+    node.setDirtyCanvas(true, true);      // the next draw sees the new value and asks for the crop
 }
 
 /** The mask canvas of image ``i`` (loaded from the widget value once), or null. */
@@ -303,7 +302,8 @@ function drawBand(node, ctx, tile, region, i) {
     const lines = [];
     let color = LiteGraph.NODE_TEXT_COLOR;
     if (!region) {
-        lines.push("Box: drag on the photo to draw the face region");
+        lines.push(picker.tool === "box" ? "Box: drag on the photo to draw the face region"
+                                         : "draw a box first (Box tool), then paint or erase its mask");
         if (picker.data.images[i].face_found === false) color = COLORS.missing;
     } else {
         ctx.strokeStyle = COLORS.region;
@@ -361,6 +361,14 @@ function drawPicker(node, ctx) {
                                    (room - rows * (LABEL_HEIGHT + CROP_BAND) - (rows - 1) * GAP) / rows);
     const { tiles } = layoutTiles(images, node.size[0], tilesTop, maxTileHeight, CROP_BAND);
     const chosen = chosenIndex(node, picker.data);
+    const saved = entries(node);
+    images.forEach((_, i) => {           // drawn, dragged, painted, cleared or typed: the crop follows
+        const key = JSON.stringify(regionFor(saved, images, i));
+        if (picker.cropKeys[i] !== key) {
+            picker.cropKeys[i] = key;
+            refreshCrop(node, i);
+        }
+    });
     const hits = [];
     ctx.save();
     ctx.textBaseline = "alphabetic";
