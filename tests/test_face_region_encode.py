@@ -9,9 +9,9 @@ import torch
 
 from pulid_flux import NoFaceError, PulidFlux
 from pulid_flux.errors import FaceRegionError
-from pulid_flux.eva import EvaVisionTower
+from pulid_flux.engine.eva import EvaVisionTower
 from pulid_flux.face import align_ffhq, load_bisenet, load_engine
-from pulid_flux.face.encode import ALIGNED_SIZE, EncodeCache, FaceModels, encode_identity, resize_long_side
+from pulid_flux.engine.encoder import ALIGNED_SIZE, EncodeCache, FaceModels, encode_identity, resize_long_side
 from pulid_flux.face.region import FaceRegion, parse_region_list
 from pulid_flux.face.region_locate import box_only_face
 from pulid_flux.images import content_hash, load_rgb

@@ -108,7 +108,7 @@ class FakeEngine:
 
 
 def test_face_picker_payload(pack, temp_dir):
-    from pulid_flux.face.encode import ImageStatus
+    from pulid_flux.engine.encoder import ImageStatus
 
     statuses = [ImageStatus("image 1", True, 2, "left_to_right", 1, bbox=[300.0, 10.0, 380.0, 90.0], score=0.9,
                             image_size=(800, 600), face_boxes=[[10.0, 10.0, 90.0, 90.0], [300.0, 10.0, 380.0, 90.0]],
@@ -136,7 +136,7 @@ def test_face_picker_payload(pack, temp_dir):
 
 
 def test_big_photos_are_shrunk_for_the_source_copy(pack, temp_dir):
-    from pulid_flux.face.encode import ImageStatus
+    from pulid_flux.engine.encoder import ImageStatus
 
     data = pack.face_region.picker_data(in_executor(pack.face.EncodeIdentity), [np.zeros((3000, 4000, 3), np.uint8)],
                                         [ImageStatus("image 1", False, image_size=(4000, 3000))], "largest", 0, FakeEngine())

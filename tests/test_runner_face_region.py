@@ -13,8 +13,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from api_client.runner import commands
-from api_client.runner.spec import SpecError, load_spec
+from api_client.runner.errors import RunnerError
+from api_client.runner.plan import RunInfo
+from api_client.runner.reporting import scoring
+from api_client.runner.sources import RunRequest
+from api_client.runner.sources.ablation.source import build_plan
+from api_client.runner.sources.ablation.spec import SpecError, load_spec
 from pulid_flux.face.region import encode_mask_png, parse_region_list, sidecar_path
 from pulid_flux.images import content_hash, load_rgb
 
@@ -37,10 +41,10 @@ def photo(tmp_path):
     return path
 
 
-def plan(spec, out, *extra):
-    parser = argparse.ArgumentParser()
-    commands.add_parsers(parser.add_subparsers())
-    return commands.build_plan(parser.parse_args(["run", str(spec), "--out", str(out), *map(str, extra)]))
+def plan(spec, out, references=()):
+    args = argparse.Namespace(spec=str(spec), max_prompts=None, seeds=None, configs=None, sweep=[], no_sweeps=False,
+                              overrides=[])
+    return build_plan(args, RunRequest(out=Path(out), references=tuple(references)))
 
 
 def encode_inputs(job):
@@ -61,7 +65,7 @@ def test_spec_region_goes_to_every_encode_identity_with_the_photo_hash(tmp_path,
     assert region.box == tuple(BOX) and region.image_hash == content_hash(load_rgb(photo))
     np.testing.assert_array_equal(region.mask, mask)
     assert {encode_inputs(j)["face_region"] for j in with_node} == {encode_inputs(with_node[0])["face_region"]}
-    assert result.settings["reference_region"]["box"] == BOX       # run.json keeps it for `report`
+    assert result.info.to_json()["reference_region"]["box"] == BOX     # run.json keeps it for `report`
 
 
 def test_a_sidecar_beside_the_reference_is_used_and_the_spec_region_only_for_its_own_photo(tmp_path, photo, caplog):
@@ -70,7 +74,7 @@ def test_a_sidecar_beside_the_reference_is_used_and_the_spec_region_only_for_its
     sidecar_path(other).write_text(json.dumps({"box": [5, 6, 70, 80]}))
     spec = write_spec(tmp_path, reference="me.png", reference_region={"box": BOX})
     with caplog.at_level(logging.WARNING):
-        result = plan(spec, tmp_path / "out", "--reference", other)
+        result = plan(spec, tmp_path / "out", [other])
     job = next(j for j in result.jobs if j.config == "03_lora_pulid")
     (region,) = parse_region_list(encode_inputs(job)["face_region"])
     assert region.box == (5, 6, 70, 80) and region.image_hash == content_hash(load_rgb(other))
@@ -78,7 +82,7 @@ def test_a_sidecar_beside_the_reference_is_used_and_the_spec_region_only_for_its
     # No region anywhere: the workflow's own value ("") stays.
     plain = plan(write_spec(tmp_path, reference="me.png"), tmp_path / "out2")
     assert encode_inputs(next(j for j in plain.jobs if j.config == "03_lora_pulid"))["face_region"] == ""
-    assert plain.settings["reference_region"] is None
+    assert plain.info.reference_region is None
 
 
 @pytest.mark.parametrize("changes, expected", [
@@ -96,14 +100,12 @@ def test_bad_reference_regions_name_the_spec_and_the_key(tmp_path, photo, change
 
 def test_a_box_off_the_photo_stops_the_run_before_any_job(tmp_path, photo):
     spec = write_spec(tmp_path, reference="me.png", reference_region={"box": [390, 290, 100, 100]})
-    with pytest.raises(commands.RunnerError, match=r"lies outside the 400x300 photo"):
+    with pytest.raises(RunnerError, match=r"lies outside the 400x300 photo"):
         plan(spec, tmp_path / "out")
 
 
 def test_the_report_scores_against_the_spec_region(tmp_path, faces_dir, monkeypatch):
     """make_report hands run.json's reference_region to the scorer (here captured, not run)."""
-    from api_client.runner import report
-
     group = tmp_path / "group.jpg"
     shutil.copyfile(faces_dir / "photos" / "group_two_people.jpg", group)
     captured = {}
@@ -112,23 +114,25 @@ def test_the_report_scores_against_the_spec_region(tmp_path, faces_dir, monkeypa
         captured.update(kwargs)
         raise RuntimeError("captured")
 
-    monkeypatch.setattr(report, "score", fake_score)
-    settings = {"reference": [str(group)], "reference_region": {"box": BOX}, "configs": []}
-    with pytest.raises(commands.RunnerError, match="captured"):
-        commands.make_report(tmp_path, settings=settings, engines=["dlib"], models_dir=None, records=[],
-                             reference=[group], force=True, total_jobs=None)
+    monkeypatch.setattr(scoring, "score", fake_score)
+    info = RunInfo.from_json(json.loads(json.dumps(RunInfo(source="ablation", spec="s", spec_name="s",
+                                                           reference=(str(group),),
+                                                           reference_region={"box": BOX}).to_json())))
+    with pytest.raises(RunnerError, match="captured"):
+        scoring.make_report(tmp_path, info=info, engines=["dlib"], models_dir=None, records=[],
+                            reference=[group], force=True, total_jobs=None)
     assert captured["regions"][str(group)].box == tuple(BOX)
     captured.clear()
-    with pytest.raises(commands.RunnerError):          # another reference (report --reference): not applied
-        commands.make_report(tmp_path, settings=settings, engines=["dlib"], models_dir=None, records=[],
-                             reference=[tmp_path / "else.jpg"], force=True, total_jobs=None)
+    with pytest.raises(RunnerError):          # another reference (report --reference): not applied
+        scoring.make_report(tmp_path, info=info, engines=["dlib"], models_dir=None, records=[],
+                            reference=[tmp_path / "else.jpg"], force=True, total_jobs=None)
     assert captured["regions"] == {}
 
 
 def test_gallery_scoring_uses_the_region_to_pick_the_reference_person(tmp_path, faces_dir):
     """report.score with a region on each person of the group photo: that person's photo wins."""
     pytest.importorskip("dlib")
-    from api_client.runner.report import score
+    from api_client.runner.reporting.report import score
     from pulid_flux.face import load_engine
     from pulid_flux.face.region import FaceRegion
 

@@ -150,7 +150,7 @@ def shows_region_edge(frontend, tile, box):
 
 def test_draw_a_box_where_detection_fails_then_queue_save_reload(frontend, client, comfy_server, shrunk_photo,
                                                                   dlib_engine, object_info):
-    from pulid_flux.identity import load_identity
+    from pulid_flux.engine.identity import load_identity
     from pulid_flux.images import content_hash
 
     canvas, face_box, obama = shrunk_photo
