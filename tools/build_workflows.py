@@ -219,8 +219,9 @@ def to_api(ui: dict, object_info: dict) -> dict:
 
 
 COLUMN_WIDTH, NODE_WIDTH, GAP = 460, 400, 50
-# Nodes that show an image under their widgets once they have run (or a file is picked).
-PREVIEW_HEIGHT = {"LoadImage": 330, "PulidStudioEncodeIdentity": 300, "PulidStudioPoseFromBank": 300,
+# Nodes that show an image under their widgets once they have run (or a file is picked); Encode
+# identity adds its face-region toolbar and crop previews.
+PREVIEW_HEIGHT = {"LoadImage": 330, "PulidStudioEncodeIdentity": 440, "PulidStudioPoseFromBank": 300,
                   "PulidStudioApplyPoseControlNet": 300}
 
 
