@@ -45,7 +45,7 @@ COMFYUI_PROVIDED = {"torch", "torchvision", "torchaudio", "torchsde", "numpy", "
                     "aiohttp", "yarl", "pydantic", "pydantic-settings", "tqdm", "scipy", "psutil", "einops",
                     "transformers", "tokenizers", "sentencepiece", "kornia", "spandrel", "alembic", "sqlalchemy",
                     "av", "comfyui-frontend-package", "comfyui-workflow-templates",
-                    "comfyui-workflow-templates-json", "comfyui-embedded-docs"}
+                    "comfyui-workflow-templates-json", "comfyui-workflow-templates-core", "comfyui-embedded-docs"}
 #: Import names whose distribution is named differently (checked against the installed metadata).
 IMPORT_TO_DIST = {"PIL": "pillow", "cv2": "opencv-python-headless", "yaml": "pyyaml", "dlib": "dlib-bin",
                   "websocket": "websocket-client", "face_recognition_models": "face-recognition-models",

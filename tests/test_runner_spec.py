@@ -91,7 +91,7 @@ def test_minimal_spec_defaults(tmp_path):
     ({"inputs": {"prompt": "NoDot"}}, "inputs.prompt", "<node title or id>.<input>"),
     ({"inputs": {"seed": "Nope.noise_seed"}}, "inputs.seed", "no node with id or title 'Nope'"),
     ({"inputs": {"negative": "Negative.text"}}, "inputs.negative",
-     "unknown key; expected one of lora, pose, prompt, reference, save, seed"),
+     "unknown key; expected one of face_region, lora, pose, prompt, reference, save, seed"),
     ({"prompts": ["a park"]}, "prompts[0]", "expected a mapping with tag and text, got 'a park'"),
     ({"prompts": None}, "prompts", "expected a non-empty list of {tag, text[, composition]}, got None"),
     ({"reference": 3}, "reference", "expected an image path or a list of paths"),

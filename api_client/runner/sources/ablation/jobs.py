@@ -44,6 +44,7 @@ class Selection:
     overrides: tuple[Override, ...] = ()    # applied to every config, after everything else
     tiny: bool = False
     reference_image: str | None = None      # LoadImage value of the uploaded reference
+    face_region: str | None = None          # Encode identity's face_region value for that reference
 
 
 def format_value(value: Any) -> str:
@@ -239,6 +240,8 @@ def make_job(spec: Spec, config: Config, prompt: Prompt, seed: int, variant, pos
         set_input(graph, inputs["pose"].node, inputs["pose"].input, pose, in_place=True)
     if selection.reference_image is not None and has_node(graph, inputs["reference"].node):
         set_input(graph, inputs["reference"].node, inputs["reference"].input, selection.reference_image, in_place=True)
+    if selection.face_region is not None and has_node(graph, inputs["face_region"].node):
+        set_input(graph, inputs["face_region"].node, inputs["face_region"].input, selection.face_region, in_place=True)
     if selection.tiny:
         from ....tiny_profile import adapt_for_tiny
 

@@ -30,7 +30,7 @@ from ..documents import (
 )
 
 SPEC_VERSION = 1
-ROLES = ("prompt", "seed", "reference", "pose", "save", "lora")
+ROLES = ("prompt", "seed", "reference", "face_region", "pose", "save", "lora")
 RULE_ACTIONS = ("skip", "bypass", "run")
 SWEEP_MODES = ("cartesian", "zip")
 # A tag token must not look like a parameter token (``s42``, ``w0.5``, ``42``) or the gallery
@@ -174,6 +174,7 @@ class InputsEntry(Entry):
     prompt: InputRefText = "Positive prompt.text"
     seed: InputRefText = "Seed.noise_seed"
     reference: InputRefText = "Reference image.image"
+    face_region: InputRefText = "Encode identity.face_region"
     pose: InputRefText = "Pose.name"
     save: InputRefText = "Save.filename_prefix"
     lora: InputRefText = "LoRA.lora_name"
@@ -186,6 +187,9 @@ class SpecDocument(Entry):
     description: str | None = None
     workflows_dir: Text = "."
     reference: either("an image path or a list of paths", text=Text, list=list[Text]) | None = None
+    # Checked by pulid_flux.face.region while the typed spec is built (one definition of the format).
+    reference_region: either("a face region {box: [x, y, width, height], mask: <png>} or a .face.json file name",
+                             text=Text, mapping=dict[str, Any]) | None = None
     inputs: Annotated[InputsEntry, BeforeValidator(lambda v: {} if v is None else v)] = InputsEntry()
     seeds: items(Seed, "a list of integer seeds, e.g. [42]", AfterValidator(distinct("seeds")))
     full_body: items(Text, "a list of strings", non_empty=False) = ["full_body", "full_body_arm_up"]
