@@ -139,9 +139,9 @@ def test_every_node_registers_on_this_comfyui(real):
                 for input_name, spec in info["input"].get(section, {}).items():
                     if len(spec) > 1 and spec[1].get("advanced"):
                         advanced.append(f"{schema.node_id}.{input_name}")
-    assert len(ids) == 19 and all(i.startswith("PulidStudio") for i in ids)
+    assert len(ids) >= 19 and all(i.startswith("PulidStudio") for i in ids)
     if supported:
         # The inputs users rarely change are folded away where the frontend can do it.
-        assert len(advanced) == 17 and "PulidStudioApplyPulidFlux.uncond" in advanced
+        assert len(advanced) >= 17 and "PulidStudioApplyPulidFlux.uncond" in advanced
     else:
         assert advanced == []
