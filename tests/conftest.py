@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "PULID_STUDIO_SHARED"
 REQUIRE_COMFYUI_ENV = "PULID_STUDIO_REQUIRE_COMFYUI"
+TIER_ONLY_ENV = "PULID_STUDIO_COMFYUI_TIER_ONLY"
 _TIER = pytest.StashKey[dict]()  # nodeid -> browser-marked, for every test that needs COMFYUI_PATH
 
 
@@ -164,6 +165,10 @@ def pytest_addoption(parser):
                      default=os.environ.get(REQUIRE_COMFYUI_ENV) == "1",
                      help="a test that needs COMFYUI_PATH and skips fails instead (also "
                           f"{REQUIRE_COMFYUI_ENV}=1); the session ends with the tier's counts")
+    parser.addoption("--comfyui-tier-only", action="store_true", default=os.environ.get(TIER_ONLY_ENV) == "1",
+                     help="run only the tests that need COMFYUI_PATH (also "
+                          f"{TIER_ONLY_ENV}=1): the others do not depend on the ComfyUI version, so CI "
+                          "runs them once, not once per version")
 
 
 def needs_comfyui(item) -> bool:
@@ -174,6 +179,10 @@ def needs_comfyui(item) -> bool:
 def pytest_collection_modifyitems(config, items):
     config.stash[_TIER] = {item.nodeid: bool(item.get_closest_marker("browser")) for item in items
                            if needs_comfyui(item)}
+    if config.getoption("comfyui_tier_only"):
+        others = [item for item in items if item.nodeid not in config.stash[_TIER]]
+        items[:] = [item for item in items if item.nodeid in config.stash[_TIER]]
+        config.hook.pytest_deselected(items=others)
 
 
 def comfyui_label(path: str | None) -> str:
