@@ -17,7 +17,7 @@ get_filename_list, get_folder_paths, get_full_path_or_raise, get_save_image_path
 set_model_patch_replace, wrappers, additional models), ControlNet (copy, set_cond_hint,
 set_previous_controlnet, set_extra_arg), comfy.utils.ProgressBar, ui.ImageSaveHelper / PreviewImage /
 PreviewText. Flux's ``transformer_options`` keys that 0.8.0 lacks (``img_slice``,
-``reference_image_num_tokens``) are handled where they are read, in ``pulid_flux.inject``, which must
+``reference_image_num_tokens``) are handled where they are read, in ``pulid_flux.engine.inject``, which must
 stay importable without ComfyUI.
 """
 

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))   # this checkout's api_client, not an installed copy
+if __name__ == "__main__":
+    # Run as a script: this checkout's api_client, not an installed copy. (Imported by the tests,
+    # the path is left alone: the repository root ahead of ComfyUI's would shadow its `nodes`.)
+    sys.path.insert(0, str(ROOT))
 from api_client import ui_to_api  # noqa: E402
 
 OUT = ROOT / "workflows"

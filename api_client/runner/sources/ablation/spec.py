@@ -48,7 +48,7 @@ Encode identity's ``face_region`` input and to the scoring reference. Without it
 
 Every problem is reported as ``<file>: <key path>: <what was expected>``. The document's shape is
 checked by pydantic models (:mod:`.schema`); this module adds what needs the workflows and the
-pose bank, and builds the typed :class:`Spec`.
+pose bank, and builds the typed :class:`Spec` (:mod:`.spec_types`).
 """
 
 from __future__ import annotations
@@ -56,11 +56,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ....errors import ComfyClientError, OverrideError, WorkflowFormatError
+from ....errors import OverrideError, WorkflowFormatError
 from ....loras import LORA_CLASSES, LoraEntry
 from ....overrides import Override, get_input, parse_override, resolve_node
 from ...plan import Prompt
@@ -74,91 +73,12 @@ from .schema import (
     SweepEntry,
     tag_problem,
 )
+from .spec_types import Config, InputRef, Param, Rule, Spec, SpecError, Sweep, has_node
 
 __all__ = ["Config", "InputRef", "Param", "Prompt", "Rule", "Spec", "SpecError", "Sweep", "has_node", "load_spec",
            "parse_spec", "tag_problem"]
 
 REQUIRED_INPUTS = ("prompt", "seed")       # the other roles are set only in configs that have the node
-
-
-class SpecError(ComfyClientError):
-    """The spec file is invalid; the message names the file, the key and what was expected."""
-
-    def __init__(self, file: str | Path, key: str, problem: str):
-        self.file = str(file)
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{file}: {key}: {problem}" if key else f"{file}: {problem}")
-
-
-@dataclass(frozen=True)
-class InputRef:
-    """``<node>.<input>``: a node title (or id) and one of its inputs."""
-
-    node: str
-    input: str
-
-    def __str__(self) -> str:
-        return f"{self.node}.{self.input}"
-
-
-@dataclass(frozen=True)
-class Param:
-    key: str          # "PuLID.weight" as written in the spec
-    target: InputRef
-    alias: str        # file-name token prefix: w0.4
-    values: tuple
-
-
-@dataclass(frozen=True)
-class Sweep:
-    name: str
-    mode: str
-    params: tuple[Param, ...]
-    enabled: bool = True
-
-
-@dataclass(frozen=True)
-class Rule:
-    only_for: tuple[str, ...]
-    otherwise: str                                   # skip | bypass | run
-    bypass: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
-
-
-@dataclass
-class Config:
-    name: str
-    workflow: Path
-    graph: dict                                      # the API prompt as loaded
-    overrides: tuple[Override, ...] = ()
-    rule: Rule | None = None
-    sweeps: tuple[Sweep, ...] = ()
-    index: int = 0
-    loras: tuple[LoraEntry, ...] = ()                # a LoRA stack from the inputs.lora node on
-
-
-@dataclass
-class Spec:
-    path: Path
-    name: str
-    configs: list[Config]
-    prompts: list[Prompt]
-    seeds: list[int]
-    inputs: dict[str, InputRef]
-    full_body: tuple[str, ...]
-    reference: list[Path]
-    description: str = ""
-    reference_region: Any = None         # pulid_flux.face.region.FaceRegion of reference[0], or None
-
-    def config(self, name: str) -> Config:
-        for config in self.configs:
-            if config.name == name:
-                return config
-        raise KeyError(name)
-
-    @property
-    def sweep_names(self) -> list[str]:
-        return sorted({s.name for c in self.configs for s in c.sweeps})
 
 
 # ----------------------------------------------------------------------------- loading
@@ -315,14 +235,6 @@ def _load_workflow(check: _Checker, path: Path, key: str) -> dict:
     except WorkflowFormatError as exc:
         raise check.error(key, f"{path.name}: expected an API prompt ({exc})") from None
     return dict(data)
-
-
-def has_node(graph: Mapping, node: str) -> bool:
-    try:
-        resolve_node(graph, node)
-    except OverrideError:
-        return False
-    return True
 
 
 def _overrides(check: _Checker, value: dict | list | None, graph: Mapping, key: str) -> list[Override]:
