@@ -483,12 +483,13 @@ def make_report(out: Path, *, settings: dict, engines: list[str], models_dir: Pa
                 records: list[dict], reference: list[Path], force: bool, total_jobs: int | None,
                 selected_jobs: int | None = None) -> Path | None:
     from .report import report_fingerprint, report_is_current, score, write_report
+    from .report_html import REPORT_HTML, write_report_html
 
     if not reference:
         raise RunnerError("scoring needs reference photo(s): pass --reference IMAGE")
     fingerprint = report_fingerprint({r["job_id"]: r for r in records},
                                      {"engines": engines, "models_dir": str(models_dir), "reference": list(map(str, reference))})
-    if not force and report_is_current(out, fingerprint):
+    if not force and report_is_current(out, fingerprint) and (out / REPORT_HTML).is_file():
         log.info("report %s is up to date (same images, same scoring settings)", out / "report.md")
         return out / "report.md"
     configs = [c for c in settings.get("configs", []) if (out / "gallery" / c).is_dir()]
@@ -504,7 +505,10 @@ def make_report(out: Path, *, settings: dict, engines: list[str], models_dir: Pa
                         tiny=bool(settings.get("tiny")), reference=reference, records=records,
                         rules=settings.get("rules", []), fingerprint=fingerprint, total_jobs=total_jobs,
                         selected_jobs=selected_jobs)
-    log.info("report written: %s", path)
+    write_report_html(out, result=result, spec_name=settings.get("spec_name", "?"), spec_path=settings.get("spec", "?"),
+                      tiny=bool(settings.get("tiny")), reference=reference, records=records,
+                      rules=settings.get("rules", []))
+    log.info("report written: %s (and %s)", path, out / REPORT_HTML)
     return path
 
 
