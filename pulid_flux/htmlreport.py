@@ -126,7 +126,7 @@ table.grid{border-collapse:collapse}
 table.grid th{font-size:13px;padding:4px 8px;text-align:center;background:#e8eaed}
 table.grid th.row{text-align:right;max-width:160px;cursor:help}
 table.grid td{vertical-align:top;padding:4px;background:#fff;border:1px solid #ddd}
-.cell{display:flex;gap:4px;flex-wrap:wrap}
+.cell{display:flex;gap:4px;flex-wrap:wrap;align-items:flex-start}
 figure.tile{position:relative;margin:0;width:200px;border:3px solid var(--neutral);border-radius:4px;
   background:#fff}
 figure.tile.pass{border-color:var(--pass)}figure.tile.fail{border-color:var(--fail)}

@@ -316,3 +316,53 @@ def test_stage_is_a_pulid_flux_progress_callback():
             callback(done, 3, "analyse")
         callback(1, 1, "export")
     assert [(b.name, b.done, b.total) for b in bars] == [("analyse", 3, 3), ("export", 1, 1)]
+
+
+# ----------------------------------------------------------------------------- pulid-studio score
+
+
+@pytest.fixture(scope="module")
+def twenty_photos(faces_dir, tmp_path_factory):
+    import shutil
+
+    folder = tmp_path_factory.mktemp("photos")
+    photos = sorted(p for p in (faces_dir / "photos").iterdir() if not p.name.startswith("group"))[:20]
+    assert len(photos) == 20
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    return folder, faces_dir / "photos" / "biden_01.jpg"
+
+
+def _score(folder: Path, reference: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "api_client.cli", "score", "--images", str(folder), "--reference", str(reference),
+            "--engine", "dlib", "--dlib-upsample", "0", "--out", str(out)]
+
+
+@pytest.mark.timeout(300)
+def test_scoring_20_photos_shows_progress_as_it_goes(twenty_photos, tmp_path):
+    folder, reference = twenty_photos
+    term = Terminal(_score(folder, reference, tmp_path / "out"))
+    assert term.finish(timeout=240) == 0, "\n".join(term.lines())
+    counts = [int(m.group(1)) for m in _matching(term.frames, r"^score .* (\d+)/20 images · elapsed")]
+    assert len(set(counts) - {0, 20}) >= 5, counts                 # the bar moved photo by photo
+    assert counts == sorted(counts)
+    assert any(re.search(r"^score .* 20/20 images · elapsed \dm\d\ds · finished$", line) for line in term.lines())
+    assert not re.search(r"\[\d+/20\]", term.raw.decode("utf-8", "replace"))
+    assert (tmp_path / "out" / "report.html").is_file() and not term.screen.cursor.hidden
+
+
+@pytest.mark.timeout(300)
+def test_scoring_20_photos_logs_each_one_off_a_terminal(twenty_photos, tmp_path):
+    folder, reference = twenty_photos
+    proc = subprocess.Popen(_score(folder, reference, tmp_path / "out"), cwd=HERE.parent, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen, running_at_first = [], None
+    for line in proc.stderr:
+        match = re.match(r"^INFO pulid_flux\.scoring\.folder: \[(\d+)/20\] \S+: dlib (no face|[01]\.\d+)$", line)
+        if match:
+            if running_at_first is None:
+                running_at_first = proc.poll() is None
+            seen.append(int(match.group(1)))
+    assert proc.wait(timeout=240) == 0
+    assert seen == list(range(1, 21)) and running_at_first       # line by line while it worked
+    assert "\x1b" not in proc.stdout.read()

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import logging
 
+from pulid_flux.progress import PROGRESS_LINE  # the library's marker for lines the bars replace
+
 from .state import JobProgress, format_duration, job_label
 
 progress_log = logging.getLogger("api_client.runner.progress")
-
-#: ``extra=`` for log calls that only report progress: a live display hides them while it is drawn
-#: (its bars say the same), a non-terminal logs them as before.
-PROGRESS_LINE = {"progress_line": True}
 
 
 class LogJobProgress(JobProgress):

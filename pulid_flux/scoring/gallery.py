@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..images import list_images, load_rgb
+from ..progress import PROGRESS_LINE, ProgressCallback
 from .engines import EngineOptions
 from .grid import FULL_TILE_MAX, GridLayout, Tile, full_tile, render_grid, small_tile
 from .naming import ImageMeta, find_manifest, image_meta, read_manifest
@@ -146,14 +147,15 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 
 def score_gallery(gallery_dir, reference, out_dir, *, engines=("dlib",), options: EngineOptions | None = None,
                   thresholds=None, manifest=None, configs: Sequence[str] | None = None,
-                  run: ScoringRun | None = None) -> GalleryResult:
+                  run: ScoringRun | None = None, progress: ProgressCallback | None = None) -> GalleryResult:
     """Score every config of ``gallery_dir`` against ``reference`` and write all reports to ``out_dir``.
 
     ``reference``: reference photo paths (or (name, RGB array) pairs); ``engines``: specs such as
     "dlib", "insightface", "insightface:buffalo_l", "arcface:<file.onnx>", or loaded ScoringEngines;
     ``thresholds``: None (each engine's default), a number, or {engine key: number};
     ``manifest``: a manifest file (default: gallery/manifest.json or manifest.csv if present).
-    Pass an existing ``run`` to reuse loaded engines and reference centroids.
+    Pass an existing ``run`` to reuse loaded engines and reference centroids; ``progress(done,
+    total, "score")`` is called after each image.
     """
     out_dir = Path(out_dir)
     gallery = discover_gallery(gallery_dir, manifest=manifest, configs=configs, exclude=[out_dir])
@@ -180,7 +182,9 @@ def score_gallery(gallery_dir, reference, out_dir, *, engines=("dlib",), options
             if e.relative in shown:
                 thumbnails[e.relative] = _thumbnail(array)
             done += 1
-            log.info("[%d/%d] %s scored", done, total, e.relative)
+            log.info("[%d/%d] %s scored", done, total, e.relative, extra=PROGRESS_LINE)
+            if progress:
+                progress(done, total, "score")
 
     summaries = {c: run.summarize(ims) for c, ims in images.items()}
     config_names = list(gallery)
