@@ -229,6 +229,11 @@ def _table_cell(value, name: str, table: Table) -> str:
     return f"<td>{_e(str(value))}</td>"
 
 
+def render_table(table: Table) -> str:
+    """One sortable table as HTML (for pages built elsewhere; add :data:`TABLE_CSS` and :data:`SORT_SCRIPT`)."""
+    return _table(table)
+
+
 def _table(table: Table) -> str:
     numeric = [all(v is None or _is_number(v) or (isinstance(v, tuple) and _is_number(v[1])) for v in column)
                and any(v is not None for v in column)
@@ -260,6 +265,10 @@ def _notes(notes: Notes) -> str:
     title = f"<h2>{_e(notes.title)}</h2>" if notes.title else ""
     return f'{title}<ul class="notes">{"".join(lines)}</ul>'
 
+
+#: What a page needs around :func:`render_table` output: its style and the sorting script.
+TABLE_CSS = "\n".join(line for line in _CSS.splitlines() if line.startswith(("table.sortable", ".note")))
+SORT_SCRIPT = f"<script>{_SCRIPT}</script>"
 
 _RENDER = {Grid: _grid, Table: _table, Figures: _figures, Notes: _notes}
 
@@ -295,5 +304,5 @@ def links(page_html: str) -> list[str]:
     return re.findall(r'(?:src|href)="([^"]*)"', page_html)
 
 
-__all__ = ["Badge", "Figures", "Grid", "Notes", "Page", "STATUSES", "Table", "Tile", "links", "relative",
-           "render_page", "score_badges", "write_page"]
+__all__ = ["SORT_SCRIPT", "STATUSES", "TABLE_CSS", "Badge", "Figures", "Grid", "Notes", "Page", "Table", "Tile",
+           "links", "relative", "render_page", "render_table", "score_badges", "write_page"]
