@@ -17,6 +17,7 @@ from ..pulid_flux.face.insightface_engine import find_pack_dir
 from ..pulid_flux.images import to_uint8
 from . import paths
 from .previews import in_executor, persistent_ui, save_temp_images, thumbnail
+from .progress import comfy_progress
 from .types import (EvaClipType, FaceEngineType, FaceParserType, PulidFluxType, PulidIdentityType, category,
                     display_name, node_id)
 
@@ -172,7 +173,7 @@ class EncodeIdentity(io.ComfyNode):
         mm.load_models_gpu([_patcher(eva_clip), _patcher(face_parser), _patcher(pulid_flux.encoder)])
         result = encode_identity(frames, models, names=[f"image {i + 1}" for i in range(len(frames))],
                                  face_order=face_choice, face_index=face_index, fusion=fusion,
-                                 cache=_cache(pulid_flux))
+                                 cache=_cache(pulid_flux), progress=comfy_progress(len(frames)))
         lines = []
         for status in result.images:
             if status.face_found:

@@ -36,6 +36,7 @@ from ..eva import EvaVisionTower, face_features_image
 from ..identity import PulidIdentity
 from ..images import content_hash
 from ..model import PulidFlux
+from ..progress import ProgressCallback
 from .align import align_ffhq, norm_crop
 from .choice import FACE_ORDERS, choose_face, match_face, sort_faces
 from .faces import Face, FaceEngine, as_rgb_uint8
@@ -242,8 +243,10 @@ def encode_image(image: np.ndarray, models: FaceModels, *, name: str = "image", 
 
 
 def encode_identity(images, models: FaceModels, *, names=None, face_order: str = "largest", face_index: int = 0,
-                    fusion: str = "mean", max_side: int = MAX_SIDE, cache: EncodeCache | None = None) -> EncodeResult:
-    """One or more RGB uint8 reference images -> a :class:`PulidIdentity` with uncond tokens.
+                    fusion: str = "mean", max_side: int = MAX_SIDE, cache: EncodeCache | None = None,
+                    progress: ProgressCallback | None = None) -> EncodeResult:
+    """One or more RGB uint8 reference images -> a :class:`PulidIdentity` with uncond tokens
+    (``progress(done, total, "encode")`` after each image).
 
     Raises NoFaceError (naming the images) when no image has a face; images without one are skipped
     and listed in ``warnings``.
@@ -273,6 +276,8 @@ def encode_identity(images, models: FaceModels, *, names=None, face_order: str =
             if cache is not None:
                 cache.put(key, cached)
         encodings.append(dataclasses.replace(cached, status=dataclasses.replace(cached.status, name=name)))
+        if progress:
+            progress(len(encodings), len(images), "encode")
 
     statuses = [e.status for e in encodings]
     found = [e for e in encodings if e.status.face_found]
