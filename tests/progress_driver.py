@@ -5,6 +5,7 @@ lines)::
 
     python tests/progress_driver.py jobs --jobs 8 --servers 2 --ticks 5 --delay 0.05 [--fail b1j1]
     python tests/progress_driver.py stage --items 20 --delay 0.05
+    python tests/progress_driver.py cli --out DIR --ticks 4 --delay 0.05     # `run` of the shipped spec
 
 Exit status 0 when every job finished, 1 when some failed, 130 when interrupted.
 """
@@ -55,9 +56,27 @@ def run_stage(args) -> int:
     return 0
 
 
+def run_cli(args) -> int:
+    """The runner's own command line (``run workflows/ablation.yaml``) on two fake servers."""
+    from test_runner_fakes import FakeComfyBackends, png_bytes
+
+    from api_client.runner import comfy_backend
+    from api_client.runner import main as runner_main
+
+    out = Path(args.out)
+    reference = out.parent / "reference.png"
+    reference.write_bytes(png_bytes(1, 64))
+    comfy_backend.ComfyBackend = FakeComfyBackends(ticks=args.ticks, delay=args.delay)
+    spec = Path(__file__).resolve().parents[1] / "workflows" / "ablation.yaml"
+    return runner_main(["run", str(spec), "--out", str(out), "--reference", str(reference), "--max-prompts", "2",
+                        "--server", "http://gpu-a:8188", "--server", "http://gpu-b:8188"]
+                       + (["--quiet"] if args.quiet else []))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("jobs", "stage"))
+    parser.add_argument("mode", choices=("jobs", "stage", "cli"))
+    parser.add_argument("--out")
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--servers", type=int, default=2)
     parser.add_argument("--ticks", type=int, default=5)
@@ -66,6 +85,8 @@ def main() -> int:
     parser.add_argument("--fail", action="append", default=[])
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
+    if args.mode == "cli":
+        return run_cli(args)
     # As the runner's CLI sets it up: one stderr handler, the runner's loggers at INFO.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for name in ("api_client.runner", "api_client.runner.progress"):

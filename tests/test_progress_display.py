@@ -366,3 +366,30 @@ def test_scoring_20_photos_logs_each_one_off_a_terminal(twenty_photos, tmp_path)
     assert proc.wait(timeout=240) == 0
     assert seen == list(range(1, 21)) and running_at_first       # line by line while it worked
     assert "\x1b" not in proc.stdout.read()
+
+
+# ----------------------------------------------------------------------------- the runner's command line
+
+
+@pytest.mark.timeout(180)
+def test_run_command_draws_the_bars(tmp_path):
+    """``run`` of the shipped spec (8 jobs) on two fake servers, through the runner's own CLI."""
+    term = Terminal(_driver("cli", "--out", str(tmp_path / "out"), "--ticks", "5", "--delay", "0.08"))
+    assert term.finish() == 0, "\n".join(term.lines())
+    label = r"0\d_[a-z0-9_]+/0\d_[a-z-]+_s\d+\.png"
+    assert _matching(term.frames, rf"^  gpu-[ab]:8188 +{label} +\S+ +[1-4]/5 +\d +\d +0$"), "no step on a job line"
+    assert len({m.group(1) for m in _matching(term.frames, r"^run .* (\d)/8 jobs")}) >= 4
+    final = term.lines()
+    assert any(re.search(r"^run .* 8/8 jobs · elapsed \dm\d\ds · finished$", line) for line in final)
+    # the closing summary comes after the bars, which stay as the last frame drew them
+    closing = next(i for i, line in enumerate(final) if "finished in" in line)
+    assert closing > next(i for i, line in enumerate(final) if line.startswith("run "))
+    assert "[1/8]" not in term.raw.decode("utf-8", "replace") and not term.screen.cursor.hidden
+
+
+def test_run_command_off_a_terminal_logs_each_job(tmp_path):
+    proc = subprocess.run(_driver("cli", "--out", str(tmp_path / "out"), "--ticks", "1", "--delay", "0"),
+                          cwd=HERE.parent, env=_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    numbers = re.findall(r"api_client\.runner\.progress: \[(\d)/8\] done ", proc.stderr)
+    assert numbers == [str(i) for i in range(1, 9)] and "\x1b" not in proc.stderr

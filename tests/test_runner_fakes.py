@@ -209,6 +209,14 @@ class _FakeBackend:
     def open(self):
         return self
 
+    @property
+    def on_activity(self):
+        return self.server.on_activity
+
+    @on_activity.setter
+    def on_activity(self, callback):
+        self.server.on_activity = callback        # the server reports started/step, as ComfyBackend does
+
     def submit(self, job):
         return self.server.submit(job)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ComfyClientError, OverrideError
+from ..progress import open_display
 from .jobs import Job, Selection, expand_jobs
 from .manifest import (
     RunManifest,
@@ -315,17 +316,19 @@ def _generate(args, *, report: bool) -> int:
         _move_strays(plan)
         write_json_atomic(plan.out / RUN_INFO, {**plan.settings, "engines": getattr(args, "engine", [])})
         code = EXIT_OK
-        try:
-            if todo:
-                code = _run_jobs(args, plan, manifest, todo)
-        finally:
-            finished = manifest.finished()
-            write_gallery_manifest(plan.out, plan.all_jobs, finished)
-        missing = [j for j in plan.jobs if j.job_id not in finished]
-        if missing and code == EXIT_OK:
-            code = EXIT_INCOMPLETE
-        if report and code != EXIT_INTERRUPTED:
-            _report_after_run(args, plan, finished)
+        # Live bars on a terminal (log lines otherwise); closed before the closing summary line.
+        with open_display(quiet=args.quiet) as display:
+            try:
+                if todo:
+                    code = _run_jobs(args, plan, manifest, todo, display)
+            finally:
+                finished = manifest.finished()
+                write_gallery_manifest(plan.out, plan.all_jobs, finished)
+            missing = [j for j in plan.jobs if j.job_id not in finished]
+            if missing and code == EXIT_OK:
+                code = EXIT_INCOMPLETE
+            if report and code != EXIT_INTERRUPTED:
+                _report_after_run(args, plan, finished, display)
     log.info("finished in %.1fs: %d of %d job(s) done%s", time.monotonic() - started,
              len(plan.jobs) - len(missing), len(plan.jobs),
              f"; {len(missing)} not done (run the same command again to finish them)" if missing else "")
@@ -368,10 +371,10 @@ def _move_strays(plan: Plan) -> None:
         log.warning("moved %d image(s) that this spec does not produce to %s", moved, plan.out / "stale")
 
 
-def _run_jobs(args, plan: Plan, manifest: RunManifest, todo: list[Job]) -> int:
+def _run_jobs(args, plan: Plan, manifest: RunManifest, todo: list[Job], display) -> int:
     from .comfy_backend import ComfyBackend
     from .launch import launch, prepare_tiny_models
-    from .results import Progress, ResultWriter
+    from .results import ResultWriter
     from .scheduler import Scheduler, ServerGone
 
     urls = list(args.server)
@@ -399,8 +402,9 @@ def _run_jobs(args, plan: Plan, manifest: RunManifest, todo: list[Job]) -> int:
         if not backends:
             raise RunnerError("none of the servers answers: " + ", ".join(urls))
         backends = _prepare_servers(backends, plan, todo)
-        progress = None if args.quiet else Progress(len(plan.jobs), [b.name for b in backends],
-                                                    already_done=len(plan.jobs) - len(todo))
+        progress = None if args.quiet else display.jobs(len(plan.jobs), [b.name for b in backends],
+                                                        already_done=len(plan.jobs) - len(todo),
+                                                        title=getattr(args, "command", None) or "jobs")
         scheduler = Scheduler(backends, ResultWriter(manifest), depth=args.depth, progress=progress)
         outcome = scheduler.run(todo)
         log.info("submitted per server: %s", ", ".join(f"{k}: {v}" for k, v in outcome.submissions.items()))
@@ -450,7 +454,7 @@ def _model_listing(backend, folder: str) -> list[str] | None:
     return [str(f) for f in listing] if isinstance(listing, list) else None
 
 
-def _report_after_run(args, plan: Plan, finished: dict) -> None:
+def _report_after_run(args, plan: Plan, finished: dict, display) -> None:
     rows = [j for j in plan.all_jobs if j.job_id in finished]
     if not rows:
         log.warning("no finished image to score; no report written")
@@ -459,7 +463,7 @@ def _report_after_run(args, plan: Plan, finished: dict) -> None:
     records = [finished[j.job_id] for j in rows]
     make_report(plan.out, settings=plan.settings, engines=engines, models_dir=models_dir, records=records,
                 reference=plan.reference.files, force=args.force_report, total_jobs=len(plan.all_jobs),
-                selected_jobs=len(plan.jobs))
+                selected_jobs=len(plan.jobs), progress=display.callback(unit="image") if display.live else None)
 
 
 def _scoring_engines(args, settings: dict) -> tuple[list[str], Path | None]:
@@ -481,7 +485,7 @@ def _scoring_engines(args, settings: dict) -> tuple[list[str], Path | None]:
 
 def make_report(out: Path, *, settings: dict, engines: list[str], models_dir: Path | None,
                 records: list[dict], reference: list[Path], force: bool, total_jobs: int | None,
-                selected_jobs: int | None = None) -> Path | None:
+                selected_jobs: int | None = None, progress=None) -> Path | None:
     from .report import report_fingerprint, report_is_current, score, write_report
     from .report_html import REPORT_HTML, write_report_html
 
@@ -495,7 +499,8 @@ def make_report(out: Path, *, settings: dict, engines: list[str], models_dir: Pa
     configs = [c for c in settings.get("configs", []) if (out / "gallery" / c).is_dir()]
     log.info("scoring %d image(s) in %d config(s) with %s", len(records), len(configs), ", ".join(engines))
     try:
-        result = score(out, reference=reference, engines=engines, models_dir=models_dir, configs=configs)
+        result = score(out, reference=reference, engines=engines, models_dir=models_dir, configs=configs,
+                       progress=progress)
     except ImportError:
         raise
     except Exception as exc:  # engines and images raise their own error types; the run itself is intact
@@ -532,10 +537,10 @@ def cmd_report(args) -> int:
     records = [finished[r["job_id"]] for r in rows if r.get("job_id") in finished]
     engines, models_dir = _scoring_engines(args, settings)
     reference = [Path(p) for p in (args.reference or settings.get("reference") or [])]
-    with _exclusive(out):
+    with _exclusive(out), open_display() as display:
         make_report(out, settings=settings, engines=engines, models_dir=models_dir, records=records,
                     reference=reference, force=bool(args.force_report or args.reference or args.engine),
-                    total_jobs=None)
+                    total_jobs=None, progress=display.callback(unit="image") if display.live else None)
     return EXIT_OK
 
 
