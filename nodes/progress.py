@@ -9,6 +9,10 @@ import comfy.utils
 
 
 def comfy_progress(total: int):
-    """A ``progress(done, total, stage)`` callback (pulid_flux's convention) on a new ProgressBar."""
-    bar = comfy.utils.ProgressBar(max(int(total), 1))
+    """A ``progress(done, total, stage)`` callback (pulid_flux's convention) on a new ProgressBar;
+    nothing for a single item (a bar that only jumps to full says nothing, and API clients would
+    read it as a job step)."""
+    if total <= 1:
+        return None
+    bar = comfy.utils.ProgressBar(int(total))
     return lambda done, count, stage=None: bar.update_absolute(done, count)

@@ -79,6 +79,20 @@ def test_a_step_never_counts_as_a_whole_job():
     assert board.eta_seconds() > 0
 
 
+def test_the_sampler_sets_the_share_done_not_a_one_image_node():
+    clock = FakeClock()
+    board = JobProgress(2, ["s"], clock=clock).board
+    clock.now = 4.0
+    board.step(Job("j"), "s", 1, 1, node="12")          # a single-image bar: no information
+    assert board.running_fraction() == 0 and board.snapshot()[1][0].steps is None
+    board.step(Job("j"), "s", 5, 25, node="3")          # the sampler
+    board.step(Job("j"), "s", 2, 3, node="8")           # a short node after it shows, but does not reset the share
+    _, lines = board.snapshot()
+    assert (lines[0].step, lines[0].steps, lines[0].node) == (2, 3, "8")
+    assert board.running_fraction() == pytest.approx(0.2)
+    assert board.eta_seconds() == pytest.approx((2 - 0.2) * 4.0 / 0.2)
+
+
 def test_log_lines_keep_their_format():
     clock = FakeClock()
     progress = LogJobProgress(3, ["http://a:1", "http://b:1"], already_done=1, clock=clock)

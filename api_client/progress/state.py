@@ -69,6 +69,7 @@ class JobBoard:
         self.done = 0
         self.failed = 0
         self._fraction: dict[object, float] = {}      # running job -> share of its steps made
+        self._scale: dict[object, float] = {}         # running job -> most steps of one node seen
         self._running: dict[str, object] = {}         # server -> key of the job it executes
         self.lock = threading.Lock()
 
@@ -89,17 +90,26 @@ class JobBoard:
             self._fraction[job_key(job)] = 0.0
 
     def step(self, job, server: str, value: float, maximum: float, node: str | None = None) -> None:
-        """A ``progress`` event of ``job`` (``value`` of ``maximum``, from ``node``)."""
+        """A ``progress`` event of ``job`` (``value`` of ``maximum``, from ``node``).
+
+        The line shows the latest event. The job's share done comes from the node with the most
+        steps seen so far (the sampler, not a one-image node that finished before it started);
+        a bar of a single unit says nothing and is ignored.
+        """
+        if maximum <= 1:
+            return
+        key = job_key(job)
         with self.lock:
             line = self._line(server)
-            if self._running.get(server) != job_key(job):
+            if self._running.get(server) != key:
                 # The step came before (or instead of) the execution_start we track: it runs now.
                 line.job = job_label(job)
-                self._running[server] = job_key(job)
+                self._running[server] = key
             line.step, line.steps, line.node = int(value), int(maximum), node
-            if maximum > 0:
+            if maximum >= self._scale.get(key, 0):
+                self._scale[key] = maximum
                 # Never a whole job: it counts as finished only when it is.
-                self._fraction[job_key(job)] = min(max(value / maximum, 0.0), 0.99)
+                self._fraction[key] = min(max(value / maximum, 0.0), 0.99)
 
     def finished(self, job, server: str, *, ok: bool, inflight: int) -> None:
         with self.lock:
@@ -112,6 +122,7 @@ class JobBoard:
                 line.failed += 1
                 self.failed += 1
             self._fraction.pop(job_key(job), None)
+            self._scale.pop(job_key(job), None)
             if self._running.get(server) == job_key(job):
                 del self._running[server]
                 line.job, line.step, line.steps, line.node = None, None, None, None
