@@ -3,8 +3,8 @@
 The display redraws a block of lines at the bottom of the terminal (a few times a second, from
 rich's refresh thread) while log records go on printing above it: the handlers of the root
 logger that write to the terminal are pointed at rich's line proxy for as long as the display is
-up, and records marked as progress lines (``pulid_flux.progress.PROGRESS_LINE``) are dropped there because
-the bars say the same. On exit, also through Ctrl-C, the last frame stays, the cursor is shown
+up, and records marked as progress lines (``pulid_flux.progress.PROGRESS_LINE``) are dropped
+there because the bars say the same. On exit, also through Ctrl-C, the last frame stays, the cursor is shown
 again and the handlers get their streams back.
 """
 
