@@ -186,15 +186,18 @@ def _href(path: str) -> str:
 
 
 def _tile(tile: Tile) -> str:
-    if tile.image is None:
+    if tile.image is None and not (tile.badges or tile.caption):
         return '<div class="empty">–</div>'
     badges = "".join(f'<span class="badge {_e(b.status)}">{_e(b.text)}</span>' for b in tile.badges)
-    src = _href(tile.image)
-    link = _href(tile.link) if tile.link else src
+    if tile.image is None:      # an image that could not be read: its badges and caption, no picture
+        picture = '<div class="empty"></div>'
+    else:
+        src = _href(tile.image)
+        link = _href(tile.link) if tile.link else src
+        picture = f'<a href="{link}"><img src="{src}" alt="{_e(tile.caption or tile.image)}"></a>'
     caption = f"<figcaption>{_e(tile.caption)}</figcaption>" if tile.caption else ""
-    return (f'<figure class="tile {_e(tile.status)}" title="{_e(tile.hover)}"><a href="{link}">'
-            f'<img src="{src}" alt="{_e(tile.caption or tile.image)}"></a><div class="badges">{badges}</div>'
-            f"{caption}</figure>")
+    return (f'<figure class="tile {_e(tile.status)}" title="{_e(tile.hover)}">{picture}'
+            f'<div class="badges">{badges}</div>{caption}</figure>')
 
 
 def _grid(grid: Grid) -> str:

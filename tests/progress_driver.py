@@ -18,13 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))        # test_runner_fakes
+sys.path.insert(0, str(Path(__file__).resolve().parent))        # runner_fakes
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # the pack (api_client)
 
-from test_runner_fakes import FakeServer, RecordingSink, make_jobs  # noqa: E402
+from runner_fakes import FakeServer, RecordingSink, make_jobs  # noqa: E402
 
-from api_client.progress import PROGRESS_LINE, open_display  # noqa: E402
-from api_client.runner.scheduler import Scheduler  # noqa: E402
+from api_client.progress import open_display  # noqa: E402
+from api_client.runner.execution.scheduler import Scheduler  # noqa: E402
+from pulid_flux.progress import PROGRESS_LINE  # noqa: E402
 
 log = logging.getLogger("api_client.runner")
 
@@ -58,9 +59,9 @@ def run_stage(args) -> int:
 
 def run_cli(args) -> int:
     """The runner's own command line (``run workflows/ablation.yaml``) on two fake servers."""
-    from test_runner_fakes import FakeComfyBackends, png_bytes
+    from runner_fakes import FakeComfyBackends, png_bytes
 
-    from api_client.runner import comfy_backend
+    from api_client.runner.execution import comfy_backend
     from api_client.runner import main as runner_main
 
     out = Path(args.out)

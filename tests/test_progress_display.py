@@ -261,7 +261,7 @@ def test_live_bars_in_a_terminal():
     assert len(rows) == 2 and sum(int(m.group(2)) for m in rows) == 7 and sum(int(m.group(3)) for m in rows) == 1
     # log records print above the bars; the per-job progress lines are left to the bars
     text = "\n".join(final)
-    assert "ERROR api_client.runner.scheduler: cfg1/b2j1 failed on http://gpu-b:8188" in text
+    assert "ERROR api_client.runner.execution.scheduler: cfg1/b2j1 failed on http://gpu-b:8188" in text
     assert "INFO api_client.runner: finished: 7 done, 1 failed" in text
     assert "[1/8]" not in term.raw.decode("utf-8", "replace")
     assert not term.screen.cursor.hidden

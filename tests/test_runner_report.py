@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
-from test_runner_fakes import FakeComfyBackends
+from runner_fakes import FakeComfyBackends
 
-from api_client.runner import comfy_backend, main
+from api_client.runner import main
+from api_client.runner.execution import comfy_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "workflows" / "ablation.yaml"
@@ -93,13 +94,13 @@ def check_report_html(out: Path) -> None:
     assert "<script>" in page and "http" not in re.sub(r"<[^>]+>", "", page.split("<script>")[1])
 
 
-def test_report_needs_a_run_folder(tmp_path, caplog):
+def test_report_needs_a_run_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
-    assert "run.json" in caplog.text
+    assert "run.json" in capsys.readouterr().err
 
 
-def test_scoring_failure_keeps_the_run_and_says_what_to_do(tmp_path, tiny_pack, monkeypatch, caplog):
-    from test_runner_fakes import png_bytes
+def test_scoring_failure_keeps_the_run_and_says_what_to_do(tmp_path, tiny_pack, monkeypatch, capsys):
+    from runner_fakes import png_bytes
 
     monkeypatch.setattr(comfy_backend, "ComfyBackend", FakeComfyBackends(ticks=1))
     gray = tmp_path / "gray.png"
@@ -108,7 +109,8 @@ def test_scoring_failure_keeps_the_run_and_says_what_to_do(tmp_path, tiny_pack, 
     code = main(["ablate", str(SPEC), "--out", str(out), "--server", "http://fake:1", "--reference", str(gray),
                  "--engine", "insightface", "--models-dir", str(tiny_pack), "--max-prompts", "1", "--quiet"])
     assert code == 2
-    assert "scoring failed" in caplog.text and f"report {out}" in caplog.text
+    err = capsys.readouterr().err
+    assert "scoring failed" in err and f"report {out}" in err
     assert len([l for l in (out / "manifest.jsonl").read_text().splitlines() if '"done"' in l]) == 4
     assert not (out / "report.md").exists()
 

@@ -9,11 +9,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_runner_fakes import FakeComfyBackends, png_bytes
+from runner_fakes import FakeComfyBackends, png_bytes
 
-import api_client.runner.launch as launch_module
-from api_client.runner import comfy_backend, main
-from api_client.runner.manifest import RunManifest, write_atomic, write_gallery_manifest
+import api_client.runner.execution.launch as launch_module
+from api_client.runner import main
+from api_client.runner.execution import comfy_backend
+from api_client.runner.execution.manifest import RunManifest, write_gallery_manifest
+from api_client.runner.files import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "workflows" / "ablation.yaml"
@@ -160,8 +162,9 @@ def test_reference_is_uploaded_under_a_content_name(tmp_path, reference, monkeyp
     assert {"job_id", "config", "prompt", "seed", "params", "files", "status"} <= set(record)
 
 
-def test_run_without_server_or_reference_fails_clearly(tmp_path, reference, caplog):
+def test_run_without_server_or_reference_fails_clearly(tmp_path, reference, capsys):
     assert main(["run", str(SPEC), "--out", str(tmp_path / "o"), "--reference", str(reference)]) == 2
-    assert "no server" in caplog.text
+    assert "no server" in capsys.readouterr().err
     assert main(["run", str(SPEC), "--out", str(tmp_path / "o"), "--server", "http://x:1"]) == 2
-    assert "needs a reference photo" in caplog.text
+    assert "needs a reference photo" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()            # an error before any work leaves no output folder

@@ -25,8 +25,8 @@ Plugging a command in (the display is a context manager; leave it before printin
         # a pulid_flux function taking progress(done, total, stage_name): one bar per stage name
         prepare_dataset(..., progress=display.callback(unit="photo"))
 
-Log calls that only repeat what a bar shows pass ``extra=PROGRESS_LINE``: hidden while bars are
-drawn, logged as before otherwise.
+Log calls that only repeat what a bar shows pass ``extra=PROGRESS_LINE`` (from
+``pulid_flux.progress``): hidden while bars are drawn, logged as before otherwise.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from .lines import PROGRESS_LINE, LogJobProgress
+from .lines import LogJobProgress
 from .state import JobBoard, JobProgress, ServerLine, Stage, format_duration
 
-__all__ = ["PROGRESS_LINE", "Display", "JobBoard", "JobProgress", "ServerLine", "Stage", "format_duration",
+__all__ = ["Display", "JobBoard", "JobProgress", "ServerLine", "Stage", "format_duration",
            "live_wanted", "open_display"]
 
 #: ``lines`` turns the bars off (log lines even on a terminal).

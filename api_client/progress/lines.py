@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from pulid_flux.progress import PROGRESS_LINE  # the library's marker for lines the bars replace
-
 from .state import JobProgress, format_duration, job_label
 
 progress_log = logging.getLogger("api_client.runner.progress")
@@ -22,6 +20,8 @@ class LogJobProgress(JobProgress):
     """The scheduler's progress sink writing one log line per finished job."""
 
     def on_finished(self, event: str, job, server: str, seconds: float | None) -> None:
+        from pulid_flux.progress import PROGRESS_LINE  # the library's marker for lines the bars replace
+
         board = self.board
         took = f" in {seconds:.1f}s" if seconds is not None else ""
         servers = "; ".join(f"{short_name(line.name)}: {line.done} done, {line.inflight} queued"

@@ -30,8 +30,14 @@ JOB_WIDTH = 44
 
 
 class _HideProgressLines(logging.Filter):
+    def __init__(self):
+        from pulid_flux.progress import PROGRESS_LINE
+
+        super().__init__()
+        self.keys = tuple(PROGRESS_LINE)
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(record, "progress_line", False)
+        return not any(getattr(record, key, False) for key in self.keys)
 
 
 class LiveView:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..htmlreport import Figures, Grid, Notes, Page, Table, Tile, relative, score_badges, write_page
+from ..htmlreport import Badge, Figures, Grid, Notes, Page, Table, Tile, relative, score_badges, write_page
 from .score import ScoredImage
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ def _caption(image: ScoredImage) -> str:
 
 
 def _tile(image: ScoredImage, page_dir, thresholds, hover: str) -> Tile:
+    if not image.scored:        # unreadable: listed with its reason, nothing to show
+        return Tile(image=None, badges=[Badge("unreadable")], caption=_caption(image), hover=f"{hover}\n{image.error}")
     badges, status = score_badges(image.scores, thresholds)
     return Tile(image=image_ref(image.path, page_dir) if image.path else None, badges=badges, status=status,
                 caption=_caption(image), hover=hover)
@@ -90,12 +92,14 @@ def summary_table(summaries: Mapping[str, Mapping[str, dict]], counts: Mapping[s
 def images_table(images: Sequence[ScoredImage], keys: Sequence[str], *, gallery: bool) -> Table:
     columns = (["config", "prompt", "seed"] if gallery else []) + ["file"]
     columns += [f"similarity {k}" for k in keys] + ["faces", "face px"]
+    errors = any(im.error for im in images)
+    columns += ["error"] if errors else []
     rows = []
     for im in images:
         row = [im.config, im.prompt, im.seed] if gallery else []
         row += [im.file] + [im.scores[k].similarity for k in keys]
         row += [im.scores[keys[0]].n_faces, im.scores[keys[0]].face_px]
-        rows.append(row)
+        rows.append(row + ([im.error or ""] if errors else []))
     return Table("Every image", columns, rows, note="Empty similarity: no face found. Click a heading to sort.",
                  decimals={"face px": 1})
 
