@@ -17,9 +17,11 @@ venv=$dest/venv-$version
 [ -x "$venv/bin/python" ] || python -m venv "$venv"
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade "pip>=24" "setuptools>=68" wheel
-# torch from the builds this machine keeps on disk; torchaudio is left out because no release of it
-# matches that torch here (ComfyUI only needs it for its audio nodes, which it skips without it).
+# torch from the builds this machine keeps on disk. No torchaudio release matches that torch, but
+# ComfyUI 0.33 imports torchaudio at start-up (comfy/sd.py -> text_encoders/gemma4.py): the newest
+# release is installed without its torch pin (it imports fine beside 2.14.1; our nodes never call it).
 "${pip[@]}" torch==2.14.1 torchvision==0.29.1
+"${pip[@]}" --no-deps torchaudio==2.11.0
 grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$dest/ComfyUI-$version/requirements.txt" > "$dest/requirements-$version.txt"
 "${pip[@]}" -r "$dest/requirements-$version.txt"
 "${pip[@]}" -r "$repo/requirements.txt"

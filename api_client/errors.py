@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
+
+# How ComfyUI names the node a prompt-level error is about, in the error's "details".
+_DETAILS_NODE_ID = re.compile(r"Node ID '#([^']+)'")
 
 
 class ComfyClientError(Exception):
@@ -151,6 +155,11 @@ def format_validation_error(error: Mapping[str, Any], node_errors: Mapping[str, 
     if extra.get("class_type") and str(extra["class_type"]) not in head:
         # missing_node_type names the node by title only; the class is what to install.
         head += f" [class {extra['class_type']}]"
+    match = _DETAILS_NODE_ID.search(str(error.get("details") or "")) if error else None
+    title = node_title(prompt, match.group(1)) if match else None
+    if title and title not in head:
+        # ComfyUI 0.8.0 names an unknown node by its class only ("invalid_prompt"); say which one it is.
+        head += f" [node {match.group(1)} {title!r}]"
     lines.append(f"ComfyUI rejected the prompt: {head}")
     for node_id, entry in sorted(node_errors.items(), key=lambda item: str(item[0])):
         entry = entry if isinstance(entry, Mapping) else {}

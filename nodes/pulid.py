@@ -11,6 +11,7 @@ import folder_paths
 from ..pulid_flux.engine.inject import UNCOND_MODES, apply_pulid
 from ..pulid_flux.engine.model import PulidFlux
 from . import paths
+from .compat import advanced
 from .types import EvaClipType, PulidFluxType, PulidIdentityType, category, display_name, node_id
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def resolve_dtype(choice: str) -> torch.dtype:
 
 
 def _dtype_input():
-    return io.Combo.Input("dtype", options=list(DTYPES), default="auto", advanced=True,
+    return io.Combo.Input("dtype", options=list(DTYPES), default="auto", **advanced(io.Combo.Input),
                           tooltip="auto: bfloat16 on GPUs that support it, float16 on older GPUs, float32 on the CPU.")
 
 
@@ -95,9 +96,11 @@ class ApplyPulidFlux(io.ComfyNode):
             category=category("PuLID"),
             description="Injects a face identity into a Flux model (after double blocks 0,2,…,18 and single blocks "
                         "0,4,…,36) on a patched copy; the input model is left untouched. Chain several to stack "
-                        "identities (use masks to place them).",
+                        "identities (use masks to place them). Works with FLUX.1 (Kontext included) and Chroma in any "
+                        "weight format; other models are refused with the reason.",
             inputs=[
-                io.Model.Input("model", tooltip="A FLUX.1 model (dev, schnell, Krea or a fine-tune)."),
+                io.Model.Input("model", tooltip="A FLUX.1 model (dev, schnell, Krea, Kontext or a fine-tune) or Chroma: "
+                                                "bf16, fp8, scaled fp8 or GGUF (ComfyUI-GGUF)."),
                 PulidFluxType.Input("pulid_flux", tooltip="From Load PuLID-Flux model."),
                 PulidIdentityType.Input("identity", tooltip="From Encode identity or Load identity."),
                 io.Float.Input("weight", default=1.0, min=0.0, max=3.0, step=0.05,
@@ -109,7 +112,7 @@ class ApplyPulidFlux(io.ComfyNode):
                                        "reference pose less."),
                 io.Float.Input("end_at", default=1.0, min=0.0, max=1.0, step=0.001,
                                tooltip="Fraction of the schedule after which the identity stops."),
-                io.Combo.Input("uncond", options=list(UNCOND_MODES), default="same", advanced=True,
+                io.Combo.Input("uncond", options=list(UNCOND_MODES), default="same", **advanced(io.Combo.Input),
                                tooltip="What the negative (uncond) pass gets when CFG > 1: 'same' identity, the "
                                        "official true-CFG 'uncond_tokens' (the IDFormer's no-identity tokens), "
                                        "or 'none'. Flux-dev with cfg 1 has no negative pass."),

@@ -160,7 +160,10 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
       th.setAttribute("aria-sort", dir);
       var body = table.tBodies[0], numeric = th.dataset.type === "number";
       var rows = Array.prototype.slice.call(body.rows);
-      function key(row) { var c = row.cells[col]; return c.hasAttribute("data-sort") ? c.dataset.sort : c.textContent.trim(); }
+      function key(row) {
+        var c = row.cells[col];
+        return c.hasAttribute("data-sort") ? c.dataset.sort : c.textContent.trim();
+      }
       rows.sort(function (a, b) {
         var x = key(a), y = key(b);
         if (x === "" || y === "") { return x === y ? 0 : (x === "" ? 1 : -1); }

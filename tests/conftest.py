@@ -1,12 +1,21 @@
-"""Shared test fixtures: where the shared golden tensors and photos are, and the ComfyUI checkout."""
+"""Shared test fixtures: where the shared golden tensors and photos are, and the ComfyUI checkout.
+
+Also the ComfyUI tier's accounting: every test that needs COMFYUI_PATH (the ``comfyui_path``
+fixture, or the ``integration`` / ``browser`` marks) is counted at the end of the session, and with
+``--require-comfyui`` (or ``PULID_STUDIO_REQUIRE_COMFYUI=1``, what CI sets) such a test that skips,
+for whatever reason, fails instead: in CI an unproven ComfyUI test is a failure.
+"""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "PULID_STUDIO_SHARED"
+REQUIRE_COMFYUI_ENV = "PULID_STUDIO_REQUIRE_COMFYUI"
+_TIER = pytest.StashKey[dict]()  # nodeid -> browser-marked, for every test that needs COMFYUI_PATH
 
 
 class SharedData:
@@ -52,6 +61,24 @@ def comfyui_path() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def comfyui_gguf(comfyui_path, shared_data, tmp_path_factory) -> Path:
+    """The ComfyUI-GGUF node pack's source: COMFYUI_GGUF_PATH, else its snapshot in ../shared/comfyui."""
+    import tarfile
+
+    value = os.environ.get("COMFYUI_GGUF_PATH")
+    if value:
+        return Path(value)
+    snapshots = shared_data.require("comfyui")
+    archives = sorted(snapshots.glob("ComfyUI-GGUF-*.tar.xz"))
+    if not archives:
+        pytest.fail(f"no ComfyUI-GGUF: set COMFYUI_GGUF_PATH or put its snapshot in {snapshots}")
+    dest = tmp_path_factory.mktemp("comfyui_gguf")
+    with tarfile.open(archives[-1]) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / "ComfyUI-GGUF"
+
+
 PACK_UNDER_TEST = "_pulid_studio_pack_under_test"
 
 
@@ -71,9 +98,13 @@ def comfy(comfyui_path):
     args.cpu = True
     import comfy.model_management  # noqa: F401  (fails here, clearly, if the checkout is broken)
     import comfy.controlnet  # noqa: F401
+    import comfy.model_detection
     import comfy.sd  # noqa: F401
     import comfy.utils  # noqa: F401
     import comfy
+
+    from pulid_flux.tiny.comfyui_detection import allow_narrow_flux
+    allow_narrow_flux()  # tiny / golden files: sizes from their shapes where ComfyUI takes constants
     return comfy
 
 
@@ -136,12 +167,72 @@ def comfy_server(comfyui_path, tiny_models, tmp_path_factory):
     server.stop()
 
 
+# -- the ComfyUI tier: skips fail under --require-comfyui, counts at the end ------------------------
+
+def pytest_addoption(parser):
+    parser.addoption("--require-comfyui", action="store_true",
+                     default=os.environ.get(REQUIRE_COMFYUI_ENV) == "1",
+                     help="a test that needs COMFYUI_PATH and skips fails instead (also "
+                          f"{REQUIRE_COMFYUI_ENV}=1); the session ends with the tier's counts")
+
+
+def needs_comfyui(item) -> bool:
+    return ("comfyui_path" in getattr(item, "fixturenames", ())
+            or any(item.get_closest_marker(mark) for mark in ("integration", "browser")))
+
+
+def pytest_collection_modifyitems(config, items):
+    config.stash[_TIER] = {item.nodeid: bool(item.get_closest_marker("browser")) for item in items
+                           if needs_comfyui(item)}
+
+
+def comfyui_label(path: str | None) -> str:
+    """"ComfyUI <version>" of the checkout at ``path`` (its comfyui_version.py), or why it is unknown."""
+    if not path:
+        return "no COMFYUI_PATH"
+    try:
+        text = (Path(path) / "comfyui_version.py").read_text(encoding="utf-8")
+    except OSError:
+        return f"ComfyUI of unknown version at {path}"
+    match = re.search(r"""__version__\s*=\s*["']([^"']+)["']""", text)
+    return f"ComfyUI {match.group(1)}" if match else f"ComfyUI of unknown version at {path}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """On a failed test that used the server, append the server log tail to the report."""
+    """A ComfyUI-tier skip fails under --require-comfyui; a failed server test gets the server log."""
     outcome = yield
     report = outcome.get_result()
+    if (report.skipped and not hasattr(report, "wasxfail") and item.config.getoption("require_comfyui")
+            and needs_comfyui(item)):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = (f"--require-comfyui / {REQUIRE_COMFYUI_ENV}=1: this test needs COMFYUI_PATH and may "
+                           f"not skip, but it skipped: {reason}")
     if report.failed and "comfy_server" in getattr(item, "fixturenames", ()):
         server = item.funcargs.get("comfy_server")
         if server is not None:
             report.sections.append(("ComfyUI server log (tail)", server.log_tail(80)))
+
+
+def tier_counts(stats, tier: dict, browser: bool | None = None) -> dict[str, int]:
+    """Outcome counts of the tier's tests (``browser``: only browser-marked ones, or only the others)."""
+    wanted = {nodeid for nodeid, is_browser in tier.items() if browser is None or is_browser == browser}
+    counts = {}
+    for key, label in (("passed", "passed"), ("skipped", "skipped"), ("failed", "failed"), ("error", "errors")):
+        # One report per test and outcome, except "passed" (setup and teardown pass too).
+        reports = [r for r in stats.get(key, ()) if getattr(r, "nodeid", None) in wanted
+                   and (key != "passed" or r.when == "call")]
+        counts[label] = len({r.nodeid for r in reports})
+    return counts
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    tier = config.stash.get(_TIER, {})
+    if not tier or not (os.environ.get("COMFYUI_PATH") or config.getoption("require_comfyui")):
+        return
+    line = lambda counts: ", ".join(f"{n} {label}" for label, n in counts.items())  # noqa: E731
+    label = comfyui_label(os.environ.get("COMFYUI_PATH"))
+    terminalreporter.write_sep("=", "ComfyUI tier", bold=True)
+    terminalreporter.write_line(f"ComfyUI tier on {label}: {line(tier_counts(terminalreporter.stats, tier))}")
+    terminalreporter.write_line(f"  of which the browser tier: {line(tier_counts(terminalreporter.stats, tier, True))}")

@@ -61,8 +61,8 @@ def run_cli(args) -> int:
     """The runner's own command line (``run workflows/ablation.yaml``) on two fake servers."""
     from runner_fakes import FakeComfyBackends, png_bytes
 
-    from api_client.runner.execution import comfy_backend
     from api_client.runner import main as runner_main
+    from api_client.runner.execution import comfy_backend
 
     out = Path(args.out)
     reference = out.parent / "reference.png"

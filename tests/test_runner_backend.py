@@ -120,7 +120,8 @@ def test_start_and_sampler_steps_reach_the_progress_display():
     mine = backend.submit(job("a"))
     client.stream.events = [
         ev("execution_start", prompt_id=mine), ev("progress", prompt_id="someone-else", value=1, max=20, node="3"),
-        ev("progress", prompt_id=mine, value=1, max=20, node="3"), ev("progress", prompt_id=mine, value=2, max=20, node="3"),
+        ev("progress", prompt_id=mine, value=1, max=20, node="3"),
+        ev("progress", prompt_id=mine, value=2, max=20, node="3"),
         ev("executing", prompt_id=mine, node=None),
     ]
     assert [f.prompt_id for f in backend.poll(1.0)] == [mine]

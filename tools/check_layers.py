@@ -29,6 +29,7 @@ LAYERS: dict[str, list[dict[str, tuple[str, ...]]]] = {
         {"engine": ("pulid_flux.engine",)},                 # PuLID itself
         {"pose": ("pulid_flux.pose",), "dataset": ("pulid_flux.dataset",),     # the features
          "scoring": ("pulid_flux.scoring",), "tiny": ("pulid_flux.tiny",)},
+        {"sweep": ("pulid_flux.sweep",)},                   # checkpoint sweeps: built on scoring
     ],
     "api_client.runner": [
         {"plan": ("api_client.runner.plan", "api_client.runner.files", "api_client.runner.errors")},   # the typed plan

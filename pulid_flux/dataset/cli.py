@@ -40,7 +40,9 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                         help="face engine (default dlib: CPU, no licence restriction; insightface needs a model "
                              "pack, non-commercial weights)")
     parser.add_argument("--reference", nargs="+", action="extend", default=[], metavar="IMG",
-                        help="photo(s) of the subject; without them the identity seen in the most photos is used")
+                        help="photo(s) of the subject; without them the identity seen in the most photos is used. "
+                             "A <photo stem>.face.json sidecar beside any photo boxes its subject's face "
+                             "(docs/face_region.md)")
     parser.add_argument("--caption", default="", metavar="TEXT", help="text appended to every caption")
 
     engine = parser.add_argument_group("face engine")

@@ -22,12 +22,14 @@ PACK_EXTENSION = "pulid_flux_studio.FacePicker"
 PACK_WEB_PATH = "/extensions/pulid_flux_studio/"
 VIEWPORT = {"width": 1600, "height": 1000}
 
-#: Console errors that a fresh ComfyUI 0.33 frontend on a closed network logs by itself (all seen with
-#: an empty web/ folder too), as (message pattern, source-URL pattern or None, why it is harmless).
+#: Console errors that a fresh ComfyUI (0.8.0 to 0.33) frontend on a closed network logs by itself (all
+#: seen with an empty web/ folder too), as (message pattern, source-URL pattern or None, why it is harmless).
 BENIGN_CONSOLE_ERRORS = (
     (r"^Failed to load resource: the server responded with a status of 404",
      r"/api/userdata[/?]|/user\.css$",
      "a fresh user folder has no user.css, saved workflows, subgraphs or comfy.templates.json"),
+    (r"^Failed to load resource: the server responded with a status of 404", r"/favicon\.ico$",
+     "the 1.35 frontend of ComfyUI 0.8.0 declares no icon, so Chromium asks for /favicon.ico"),
     (r"^ComfyApp graph accessed before initialization$", None,
      "a Vue computed of the frontend itself reads app.rootGraph during start-up (stack: settingStore chunk)"),
     (r"api\.comfy\.org.*violates the following Content Security Policy directive", None,
@@ -162,6 +164,17 @@ class FrontendPage:
                     rect.top + (node.pos[1] + ly + ds.offset[1]) * ds.scale];
         }""", [node_id, local_x, local_y])
         return x, y
+
+    def canvas_pixel(self, node_id: int, local_x: float, local_y: float) -> tuple[int, int, int]:
+        """RGB of the canvas at a node-local point (after a fresh draw)."""
+        return tuple(self.evaluate("""async ([id, x, y]) => {
+            const app = window.app, node = app.graph.getNodeById(id), ds = app.canvas.ds, el = app.canvas.canvas;
+            app.canvas.draw(true, true);
+            const ratio = el.width / el.getBoundingClientRect().width;
+            const px = Math.round((node.pos[0] + x + ds.offset[0]) * ds.scale * ratio);
+            const py = Math.round((node.pos[1] + y + ds.offset[1]) * ds.scale * ratio);
+            return Array.from(el.getContext('2d').getImageData(px, py, 1, 1).data.slice(0, 3));
+        }""", [node_id, local_x, local_y]))
 
     def click(self, x: float, y: float) -> None:
         """A real pointer click: LiteGraph needs the move before the press to know what is under it."""

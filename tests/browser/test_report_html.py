@@ -27,8 +27,9 @@ def tiny_ablation(comfyui_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("report_html") / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "api_client.runner", "ablate", str(SPEC), "--launch", str(comfyui_path),
-                           "--tiny", "--tiny-models", str(TINY_MODELS), "--max-prompts", "2", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "api_client.runner", "ablate", str(SPEC),
+                           "--launch", str(comfyui_path), "--tiny", "--tiny-models", str(TINY_MODELS),
+                           "--max-prompts", "2", "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400, check=False)
     assert proc.returncode == 0, proc.stderr[-6000:]
     assert (out / "report.html").is_file() and (out / "report.md").is_file()

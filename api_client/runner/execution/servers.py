@@ -26,8 +26,18 @@ class ServerOptions:
     launch: Path | None = None             # --launch COMFYUI_PATH: a local server for the run
     depth: int = 2                         # prompts kept queued per server
     quiet: bool = False                    # no progress lines
+    lora_dirs: tuple[Path, ...] = ()       # --lora-dir: LoRA folders a launched server also lists
     title: str = "jobs"                    # the progress display's name for the run (the command)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT   # --connect-timeout: seconds to wait for a connection
+
+
+def launch_model_paths(plan: RunPlan, options: ServerOptions) -> dict[str, list[Path]]:
+    """The plan's extra model folders plus ``--lora-dir``, for the launched server's yaml."""
+    paths = {folder: list(dirs) for folder, dirs in plan.model_paths.items()}
+    for folder in options.lora_dirs:
+        if folder not in paths.setdefault("loras", []):
+            paths["loras"].append(folder)
+    return {k: v for k, v in paths.items() if v}
 
 
 def check_server_options(options: ServerOptions) -> None:
@@ -55,8 +65,9 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
             models_dirs = [prepare_tiny_models(plan.tiny_models)] if plan.tiny else [Path(options.launch) / "models"]
             logs = plan.out / "logs"
             logs.mkdir(parents=True, exist_ok=True)
-            server = launch(options.launch, models_dirs=models_dirs, single_thread=plan.tiny,
-                            log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
+            server = launch(options.launch, models_dirs=models_dirs, single_thread=plan.tiny, tiny=plan.tiny,
+                            log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log",
+                            extra_paths=launch_model_paths(plan, options) or None)
             stack.callback(server.stop)
             urls.insert(0, server.url)
         backends, gone = [], []

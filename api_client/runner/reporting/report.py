@@ -53,16 +53,18 @@ def report_is_current(out_dir: Path, fingerprint: str) -> bool:
 
 
 def score(out_dir: Path, *, reference: Sequence[Path], engines: Sequence[str], models_dir: Path | None,
-          configs: Sequence[str], progress=None):
-    """Run ``score_gallery`` on ``OUT/gallery`` (results in ``OUT``; ``progress(done, total, "score")``
-    after each image)."""
+          configs: Sequence[str], regions=None, progress=None):
+    """Run ``score_gallery`` on ``OUT/gallery`` (results in ``OUT``); ``regions``: reference path -> FaceRegion
+    (otherwise the references' .face.json sidecars are read); ``progress(done, total, "score")`` after each
+    image."""
     from pulid_flux.scoring import EngineOptions, score_gallery
 
     options = EngineOptions(models_dir=models_dir, device="cpu") if models_dir else EngineOptions()
     gallery = Path(out_dir) / GALLERY
     manifest = gallery / GALLERY_MANIFEST
     return score_gallery(gallery, [str(p) for p in reference], out_dir, engines=tuple(engines), options=options,
-                         manifest=manifest if manifest.is_file() else None, configs=list(configs), progress=progress)
+                         manifest=manifest if manifest.is_file() else None, configs=list(configs), regions=regions,
+                         progress=progress)
 
 
 def write_report(out_dir: Path, *, result, spec_name: str, spec_path: str, tiny: bool, reference: Sequence[Path],
@@ -159,7 +161,8 @@ def _sweep_table(out_dir: Path, records: Sequence[Mapping], key: str) -> list[st
         return []
     lines = [f"Per parameter setting ({key}):", "", "| config | parameters | images | mean | no-face rate |",
              "|---|---|---:|---:|---:|"]
-    lines += [f"| {config} | {label} | {n} | {_num(mean)} | {_pct(noface)} |" for config, label, n, mean, noface in rows]
+    lines += [f"| {config} | {label} | {n} | {_num(mean)} | {_pct(noface)} |"
+              for config, label, n, mean, noface in rows]
     return lines
 
 
