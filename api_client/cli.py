@@ -116,15 +116,24 @@ def _register_library_placeholders(subparsers: argparse._SubParsersAction) -> No
         subparsers.add_parser(name, help=help_text, add_help=False)
 
 
+#: What a library command's live bar counts (its loops call ``progress(done, total, stage)``).
+PROGRESS_UNITS = {"dataset": "photo", "score": "image"}
+
+
 def _run_library_command(name: str, rest: Sequence[str]) -> int:
     import importlib
+
+    from .progress import open_display
 
     module = importlib.import_module(LIBRARY_COMMANDS[name][0])
     parser = CliArgumentParser(prog="pulid-studio")
     module.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args([name, *rest])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return _run(args)
+    with open_display(quiet=getattr(args, "quiet", False)) as display:
+        if display.live:
+            args.progress = display.callback(unit=PROGRESS_UNITS.get(name, "item"))
+        return _run(args)
 
 
 def _register_runner(subparsers: argparse._SubParsersAction) -> None:

@@ -13,6 +13,7 @@ from ..pulid_flux.dataset import (PrepareOptions, TrainingConfig, caption_batch,
                                   save_batch)
 from ..pulid_flux.images import to_uint8
 from .compat import advanced
+from .progress import comfy_progress
 from .types import FaceEngineType, category, display_name, node_id
 
 log = logging.getLogger(__name__)
@@ -20,14 +21,6 @@ log = logging.getLogger(__name__)
 CATEGORY = category("Dataset")
 DatasetType = io.Custom("PULID_DATASET")         # pulid_flux.dataset.DatasetBatch
 _DEFAULTS = PrepareOptions()
-
-
-def _progress_bar(total: int):
-    """A ComfyUI progress bar as a ``progress(done, total, stage)`` callback."""
-    import comfy.utils
-
-    bar = comfy.utils.ProgressBar(max(total, 1))
-    return lambda done, count, stage: bar.update_absolute(done, count)
 
 
 def _frames(batches) -> list:
@@ -142,7 +135,7 @@ class DatasetFilter(io.ComfyNode):
                                  blur_threshold=float(_first(blur_threshold)),
                                  duplicate_distance=int(_first(duplicate_distance)))
         batch = filter_images(frames, _first(face_engine), references=_frames(references), options=options,
-                              progress=_progress_bar(len(frames)))
+                              progress=comfy_progress(len(frames)))
         text = _report_text(batch)
         log.info("dataset filter: %s", text.splitlines()[0])
         accepted = [_to_image(item.image) for item in batch.accepted]
@@ -187,7 +180,7 @@ class DatasetCrop(io.ComfyNode):
                                     "min_side": min_side, "max_side": max_side,
                                     "blur_other_faces": bool(blur_other_faces)})
         upscaler = _model_upscaler(upscale_model) if upscale_model is not None else None
-        batch = crop_batch(dataset, options, upscaler, progress=_progress_bar(len(dataset.accepted)))
+        batch = crop_batch(dataset, options, upscaler, progress=comfy_progress(len(dataset.accepted)))
         blurred = sum(len(i.crop.blurred) for i in batch.accepted)
         text = "\n".join(f"{i.name}: {i.crop.shot}, {i.rendered.shape[1]}x{i.rendered.shape[0]} from crop "
                          f"{list(i.crop.box)}" + (f", {len(i.crop.blurred)} face(s) blurred" if i.crop.blurred else "")
@@ -269,7 +262,7 @@ class DatasetSave(io.ComfyNode):
     def execute(cls, dataset, folder, steps=2500, learning_rate=1e-4, batch_size=2, rank=32) -> io.NodeOutput:
         target = output_folder(folder)
         training = TrainingConfig(steps=steps, lr=learning_rate, batch_size=batch_size, rank=rank, alpha=rank)
-        saved = save_batch(dataset, target, training, progress=_progress_bar(len(dataset.accepted)))
+        saved = save_batch(dataset, target, training, progress=comfy_progress(len(dataset.accepted)))
         summary = saved.report["summary"]
         text = (f"saved {summary['accepted']} image/caption pairs to {saved.dataset_dir}\n"
                 f"config: {saved.config_path}\nreport: {saved.html_path}")

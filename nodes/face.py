@@ -23,6 +23,7 @@ from . import paths
 from .compat import advanced
 from .face_region import PAYLOAD_KEY, picker_data, send_to_canvas
 from .previews import persistent_ui
+from .progress import comfy_progress
 from .types import (
     EvaClipType,
     FaceEngineType,
@@ -188,7 +189,8 @@ class EncodeIdentity(io.ComfyNode):
         try:
             result = encode_identity(frames, models, names=[f"image {i + 1}" for i in range(len(frames))],
                                      face_order=face_choice, face_index=face_index, fusion=fusion,
-                                     cache=_cache(pulid_flux), regions=regions)
+                                     cache=_cache(pulid_flux), regions=regions,
+                                     progress=comfy_progress(len(frames)))
         except NoFaceError as exc:
             # The canvas shows the photos anyway, so the user can draw the face region the error asks for.
             send_to_canvas(cls, picker_data(cls, frames, exc.images, face_choice, face_index, face_engine))

@@ -11,6 +11,7 @@ from ..pulid_flux import pose as posekit
 from .compat import advanced
 from .paths import POSES
 from .previews import UIParts, image_preview, persistent_ui
+from .progress import comfy_progress
 from .types import PoseKeypointType, category, display_name, node_id
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,8 @@ class RenderPose(io.ComfyNode):
         if (width == 0) != (height == 0):
             raise ValueError(f"Render Pose: set both width and height, or both to 0 (got {width}x{height})")
         maps = posekit.render_poses(keypoints, width or None, height or None, draw_body=draw_body,
-                                    draw_hands=draw_hands, draw_face=draw_face, stick_scaling=stick_scaling)
+                                    draw_hands=draw_hands, draw_face=draw_face, stick_scaling=stick_scaling,
+                                    progress=comfy_progress(len(posekit.as_frames(keypoints))))
         images = to_image_batch(maps)
         return io.NodeOutput(images, ui=image_preview(cls, images))
 
@@ -224,7 +226,8 @@ class EditPose(io.ComfyNode):
             elif placement == "fit_to_size":
                 frame = posekit.fit_to_canvas(frame, width, height, head_margin=head_margin)
             edited.append(frame)
-        images = to_image_batch(posekit.render_poses(edited, stick_scaling=stick_scaling))
+        maps = posekit.render_poses(edited, stick_scaling=stick_scaling, progress=comfy_progress(len(edited)))
+        images = to_image_batch(maps)
         return io.NodeOutput(edited, images, ui=image_preview(cls, images))
 
 
@@ -270,7 +273,8 @@ class LoadPoseJSON(io.ComfyNode):
                 raise FileNotFoundError(f"Load Pose JSON: {file!r} is not in the pose folders {pose_dirs()}")
             pose = posekit.load_pose_json(files[file])
         frames = posekit.as_frames(pose)
-        images = to_image_batch(posekit.render_poses(frames, stick_scaling=stick_scaling))
+        maps = posekit.render_poses(frames, stick_scaling=stick_scaling, progress=comfy_progress(len(frames)))
+        images = to_image_batch(maps)
         return io.NodeOutput(frames, images, ui=image_preview(cls, images))
 
 
@@ -452,7 +456,7 @@ class ApplyPoseControlNet(io.ComfyNode):
                 frame = posekit.fit_to_canvas(frame, *target)
                 notes.append(f"frame {i}: keypoints on a {cw}x{ch} canvas re-fitted for {target[0]}x{target[1]}")
             fitted.append(frame)
-        maps = posekit.render_poses(fitted, *target, stick_scaling=stick_scaling)
+        maps = posekit.render_poses(fitted, *target, stick_scaling=stick_scaling, progress=comfy_progress(len(fitted)))
         notes.append(f"pose rendered at {target[0]}x{target[1]}")
         return to_image_batch(maps)
 

@@ -12,6 +12,7 @@ from ..pulid_flux.scoring import ScoringRun, score_batch, wrap_engine
 from ..pulid_flux.scoring.engines import ARCFACE_THRESHOLD, DLIB_THRESHOLD
 from . import paths
 from .compat import advanced
+from .progress import comfy_progress
 from .types import FaceEngineType, category, display_name, node_id
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class ScoreIdentity(io.ComfyNode):
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         run = ScoringRun.create([(f"reference image {i}", r) for i, r in enumerate(references)], [scoring_engine],
                                 thresholds=None if threshold < 0 else float(threshold))
-        result = score_batch(frames, run, columns=columns or None)
+        result = score_batch(frames, run, columns=columns or None, progress=comfy_progress(len(frames)))
         grid = torch.from_numpy(np.asarray(result.grid, dtype=np.float32) / 255.0)[None]
         return io.NodeOutput(result.text, grid, ui=ui.PreviewText(result.text))
 

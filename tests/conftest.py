@@ -109,6 +109,16 @@ def comfy(comfyui_path):
     return comfy
 
 
+@pytest.fixture
+def comfy_progress_calls(comfy):
+    """Every ``comfy.utils.ProgressBar`` update while a test runs, as (value, total). ComfyUI 0.33
+    throttles the updates in between, never the first and the last one."""
+    calls = []
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
+    yield calls
+    comfy.utils.set_progress_bar_global_hook(None)
+
+
 @pytest.fixture(scope="session")
 def pack_nodes(comfy):
     """Import one of the pack's node modules (``pack_nodes("pose")``) the way ComfyUI reaches it:

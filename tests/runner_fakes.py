@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from api_client.runner.execution.scheduler import Finished, JobRejected, ServerGone
@@ -35,7 +36,9 @@ class FakeServer:
 
     ``die_after``: the server disappears after finishing that many prompts (every later call raises
     ServerGone); ``reject``: job ids it refuses (validation error); ``fail``: job ids whose
-    execution errors.
+    execution errors; ``delay``: seconds each poll takes (a server at human speed). Like
+    ComfyBackend it reports ``started`` and one ``step`` per poll (value of ``ticks``) to
+    ``on_activity`` once the scheduler sets it.
     """
 
     name: str
@@ -44,6 +47,8 @@ class FakeServer:
     reject: frozenset = frozenset()
     fail: frozenset = frozenset()
     interrupt_on_poll: int | None = None      # raise KeyboardInterrupt at this poll call
+    delay: float = 0.0
+    on_activity: object = None
     queue: list = field(default_factory=list)
     submitted: list = field(default_factory=list)
     executed: list = field(default_factory=list)
@@ -74,9 +79,16 @@ class FakeServer:
             raise KeyboardInterrupt
         if self.dead:
             raise ServerGone(f"{self.name} connection reset")
+        if self.delay:
+            time.sleep(self.delay)
         if not self.queue:
             return []
+        prompt_id, job = self.queue[0]
+        if self.on_activity is not None and self._progress == 0:
+            self.on_activity(prompt_id, "started", {})
         self._progress += 1
+        if self.on_activity is not None:
+            self.on_activity(prompt_id, "step", {"value": self._progress, "max": self.ticks, "node": "3"})
         if self._progress < self.ticks:
             return []
         self._progress = 0
@@ -198,6 +210,14 @@ class _FakeBackend:
 
     def open(self):
         return self
+
+    @property
+    def on_activity(self):
+        return self.server.on_activity
+
+    @on_activity.setter
+    def on_activity(self, callback):
+        self.server.on_activity = callback        # the server reports started/step, as ComfyBackend does
 
     def submit(self, job):
         return self.server.submit(job)

@@ -31,12 +31,8 @@ def engine():
 
 
 @pytest.fixture
-def progress(comfy):
-    """Every ProgressBar update the nodes send, as (value, total)."""
-    calls = []
-    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
-    yield calls
-    comfy.utils.set_progress_bar_global_hook(None)
+def progress(comfy_progress_calls):
+    return comfy_progress_calls
 
 
 def as_image(rgb):

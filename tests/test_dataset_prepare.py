@@ -246,6 +246,10 @@ def test_report_records_and_contact_sheet(run):
     # One thumbnail per readable photo (broken.jpg has none).
     assert page.count("<svg") == len(report["items"]) - 1
     assert page.count('class="card accepted"') == summary["accepted"]
+    # and a sortable table, one row per input, the similarity sortable as a number
+    table = page.split('<table class="sortable">')[1].split("</table>")[0]
+    assert table.count("<tr>") == len(report["items"]) + 1 and "<th data-type=number>similarity</th>" in table
+    assert "<script>" in page and "aria-sort" in page
 
 
 def test_cli_subprocess_with_reference(tmp_path, faces_dir):

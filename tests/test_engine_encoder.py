@@ -121,7 +121,10 @@ def test_missing_faces(parts):
     blank = np.full((300, 400, 3), 128, np.uint8)
     with pytest.raises(NoFaceError, match=r"no face found in any reference image \(a.png, b.png\)"):
         encode_identity([blank, blank], models(parts), names=["a.png", "b.png"])
-    result = encode_identity([blank, face_photo(640, 480, [(9, 7)])], models(parts), names=["a.png", "b.png"])
+    steps = []
+    result = encode_identity([blank, face_photo(640, 480, [(9, 7)])], models(parts), names=["a.png", "b.png"],
+                             progress=lambda done, total, stage: steps.append((done, total, stage)))
+    assert steps == [(1, 2, "encode"), (2, 2, "encode")]
     assert [s.face_found for s in result.images] == [False, True]
     assert result.warnings == ["a.png: no face found, image skipped"]
     assert len(result.encodings) == 1 and result.identity.info["images"][0]["face_found"] is False

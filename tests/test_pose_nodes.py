@@ -180,13 +180,16 @@ def test_chaining_and_zero_strength(pose_nodes, controlnets):
         apply(pose_nodes, controlnets["union_v1"], vae=FluxVae())
 
 
-def test_bank_render_edit_load_and_prompt_nodes(pose_nodes, tmp_path, monkeypatch):
+def test_bank_render_edit_load_and_prompt_nodes(pose_nodes, tmp_path, monkeypatch, comfy_progress_calls):
     monkeypatch.setattr(pose_nodes, "pose_dirs", lambda: [str(tmp_path)])
     kps, image = pose_nodes.PoseFromBank.execute("full_body_arm_up", 832, 1216)
     assert isinstance(kps, list) and kps[0]["canvas_width"] == 832 and image.shape == (1, 1216, 832, 3)
 
     (rendered,) = pose_nodes.RenderPose.execute(kps, 416, 608, stick_scaling="none")
     assert rendered.shape == (1, 608, 416, 3) and rendered.max() == 1.0
+    comfy_progress_calls.clear()
+    (frames,) = pose_nodes.RenderPose.execute(kps * 3, 416, 608)         # three frames: ComfyUI's bar counts them
+    assert frames.shape[0] == 3 and comfy_progress_calls[0] == (1, 3) and comfy_progress_calls[-1] == (3, 3)
     with pytest.raises(ValueError, match="both width and height"):
         pose_nodes.RenderPose.execute(kps, 416, 0)
 

@@ -111,6 +111,23 @@ def test_two_queued_prompts_are_followed_on_one_socket():
     assert backend.poll(0.01) == []
 
 
+def test_start_and_sampler_steps_reach_the_progress_display():
+    client = Client()
+    backend = ComfyBackend("http://fake:1", client=client).open()
+    seen = []
+    backend.on_activity = lambda prompt_id, event, data: seen.append((prompt_id, event, data.get("value"),
+                                                                       data.get("max"), data.get("node")))
+    mine = backend.submit(job("a"))
+    client.stream.events = [
+        ev("execution_start", prompt_id=mine), ev("progress", prompt_id="someone-else", value=1, max=20, node="3"),
+        ev("progress", prompt_id=mine, value=1, max=20, node="3"),
+        ev("progress", prompt_id=mine, value=2, max=20, node="3"),
+        ev("executing", prompt_id=mine, node=None),
+    ]
+    assert [f.prompt_id for f in backend.poll(1.0)] == [mine]
+    assert seen == [(mine, "started", None, None, None), (mine, "step", 1, 20, "3"), (mine, "step", 2, 20, "3")]
+
+
 def test_missed_events_are_recovered_from_history():
     client = Client()
     backend = ComfyBackend("http://fake:1", client=client, history_check=0.0).open()

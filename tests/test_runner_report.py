@@ -57,6 +57,7 @@ def test_ablate_scores_every_config_and_writes_the_report(tmp_path, tiny_pack, m
     assert "Prompt text encoded" in report
     run_info = json.loads((out / "run.json").read_text())
     assert run_info["tiny"] and Path(run_info["reference"][0]).is_file()
+    check_report_html(out)
 
     # Nothing changed: no scoring the second time.
     state = (out / "report_state.json").read_bytes()
@@ -68,6 +69,29 @@ def test_ablate_scores_every_config_and_writes_the_report(tmp_path, tiny_pack, m
     (out / "report.md").unlink()
     assert main(["report", str(out), "--engine", "insightface", "--models-dir", str(tiny_pack)]) == 0
     assert "| 04_full | 2 |" in (out / "report.md").read_text()
+
+
+def check_report_html(out: Path) -> None:
+    """report.html: every image of the run with its score badge and prompt text, links inside OUT only."""
+    import re
+
+    from pulid_flux.htmlreport import links
+
+    page = (out / "report.html").read_text()
+    for link in links(page):
+        assert "://" not in link and not link.startswith(("/", "..")), link
+        assert (out / link.split("#")[0]).exists(), link
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert sorted(i for i in images if i.startswith("gallery/")) == sorted(
+        p.relative_to(out).as_posix() for p in (out / "gallery").glob("*/*.png"))
+    assert len(re.findall(r'<figure class="tile noface"', page)) == 4        # 01 and 02: noise
+    assert len(re.findall(r'<figure class="tile pass"', page)) == 4          # 03 and 04: the synthetic face
+    assert len(re.findall(r'<span class="badge noface">no face</span>', page)) == 4
+    assert re.search(r'<span class="badge pass">0\.\d{3}</span>', page)
+    texts = {r["prompt"] for r in (json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines())}
+    assert all(f'title="{t}' in page for t in texts)                      # the prompt on hover
+    assert page.count('<table class="sortable">') == 2 and "NOT real results" in page
+    assert "<script>" in page and "http" not in re.sub(r"<[^>]+>", "", page.split("<script>")[1])
 
 
 def test_report_needs_a_run_folder(tmp_path, capsys):

@@ -8,6 +8,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,14 @@ def test_cli_subprocess_two_engines(faces_dir, models_dir, tmp_path):
         assert s["pass_rate"] == sum(v >= threshold for v in values) / 3
     assert summary["dlib"]["pass_rate"] == 1 / 3
     assert (out / "run_info.json").is_file()
+    # report.html: every image as a small copy inside OUT, its badges per engine (first engine decides the frame)
+    page = (out / "report.html").read_text()
+    thumbs = re.findall(r'<img src="(thumbs/[^"]+)"', page)
+    assert len(thumbs) == 4 and all((out / t).is_file() for t in thumbs)          # reference + 3 images
+    assert all(max(Image.open(out / t).size) <= 384 for t in thumbs)
+    assert page.count('<figure class="tile pass"') == 1 and page.count('<figure class="tile noface"') == 1
+    assert page.count('<span class="badge noface">insightface no face</span>') == 1
+    assert "report.html" in proc.stdout
 
 
 def parse(*argv):
@@ -187,6 +196,9 @@ def test_unreadable_images_are_skipped_with_a_warning_and_a_row(models_dir, synt
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())["insightface"]
     assert summary["count"] == 2 and summary["no_face_rate"] == 0.0      # the unreadable file is not scored
     assert json.loads((tmp_path / "out" / "run_info.json").read_text())["unreadable"] == ["broken.png"]
+    page = (tmp_path / "out" / "report.html").read_text()      # listed without a picture, with the reason
+    assert page.count('<img src="thumbs/') == 3 and '<span class="badge neutral">unreadable</span>' in page
+    assert "unreadable: " in page
 
     code, err = score_cli(capsys, "--gallery", gallery, "--out", tmp_path / "gout", *common)
     assert code == 0, err
@@ -227,6 +239,9 @@ def test_cli_gallery_and_calibrate(models_dir, synthetic_folder, tmp_path):
     assert summary["cfg_b"]["insightface"]["max"] < 0.9
     _, rows = read_csv(out / "eval" / "cfg_a.csv")
     assert [(r["prompt"], r["seed"]) for r in rows] == [("portrait", "7"), ("plain", "7")]
+    page = (out / "report.html").read_text()
+    assert re.findall(r'<th class="row" title="[^"]*">([^<]+)</th>', page) == ["portrait", "plain"]
+    assert page.count('<figure class="tile ') == 4 and page.count('<figure class="tile noface"') == 2
 
     # Calibration on named photos: <identity>_<NN>.png; the same pattern context is the same "person".
     photos = tmp_path / "photos"

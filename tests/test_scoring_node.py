@@ -31,7 +31,7 @@ def batch(*images, size=400):
     return torch.from_numpy(np.stack(frames).astype(np.float32) / 255.0)
 
 
-def test_score_identity_node(scoring_nodes, faces_dir):
+def test_score_identity_node(scoring_nodes, faces_dir, comfy_progress_calls):
     node = scoring_nodes.ScoreIdentity
     schema = node.GET_SCHEMA()          # validated and finalised by ComfyUI
     assert schema.node_id == "PulidStudioScoreIdentity"
@@ -45,6 +45,7 @@ def test_score_identity_node(scoring_nodes, faces_dir):
                    np.full((64, 64, 3), 128, np.uint8))
     out = node.execute(images, references, engine="dlib", threshold=-1.0, columns=3)
     text, grid = out.args
+    assert comfy_progress_calls[0] == (1, 3) and comfy_progress_calls[-1] == (3, 3)   # the canvas's bar
     lines = text.splitlines()
     assert any(line.startswith("image 0: dlib") and "pass" in line for line in lines)
     assert any(line.startswith("image 1: dlib") and "fail" in line for line in lines)

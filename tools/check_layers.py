@@ -23,7 +23,8 @@ PACKAGES = ("pulid_flux", "api_client", "nodes")
 #: ``api_client/runner/__init__.py``) are facades above all layers of their package.
 LAYERS: dict[str, list[dict[str, tuple[str, ...]]]] = {
     "pulid_flux": [
-        {"base": ("pulid_flux.errors", "pulid_flux.images", "pulid_flux.weights")},
+        {"base": ("pulid_flux.errors", "pulid_flux.images", "pulid_flux.weights", "pulid_flux.progress",
+                  "pulid_flux.htmlreport")},
         {"face": ("pulid_flux.face",)},                     # faces, knowing nothing of PuLID
         {"engine": ("pulid_flux.engine",)},                 # PuLID itself
         {"pose": ("pulid_flux.pose",), "dataset": ("pulid_flux.dataset",),     # the features

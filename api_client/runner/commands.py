@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..cli_errors import EXIT_INCOMPLETE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
+from ..progress import Display, open_display
 from ..transport import DEFAULT_CONNECT_TIMEOUT
 from . import execution, reporting
 from .errors import RunnerError
@@ -167,12 +168,13 @@ def generate(args, source: PlanSource) -> int:
             return _print_dry_run(plan)
         servers = execution.ServerOptions(urls=tuple(args.server), launch=Path(args.launch) if args.launch else None,
                                           depth=args.depth, quiet=args.quiet, lora_dirs=_lora_dirs(args),
-                                          connect_timeout=args.connect_timeout)
-        with execution.exclusive(plan.out):
-            result = execution.run_plan(plan, servers)
+                                          connect_timeout=args.connect_timeout, title=source.command)
+        # Live bars on a terminal, log lines otherwise; closed before the closing summary line.
+        with execution.exclusive(plan.out), open_display(quiet=args.quiet) as display:
+            result = execution.run_plan(plan, servers, display)
             if source.report and not args.no_report and not result.interrupted:
                 if source.report_kind == "gallery":
-                    _report_after_run(args, plan, result.finished)
+                    _report_after_run(args, plan, result.finished, display)
                 else:
                     REPORT_WRITERS[source.report_kind](
                         plan.out, plan.info,
@@ -206,7 +208,7 @@ def _print_dry_run(plan: RunPlan) -> int:
     return EXIT_OK
 
 
-def _report_after_run(args, plan: RunPlan, finished: dict) -> None:
+def _report_after_run(args, plan: RunPlan, finished: dict, display: Display) -> None:
     rows = [j for j in plan.all_jobs if j.job_id in finished]
     if not rows:
         log.warning("no finished image to score; no report written")
@@ -214,7 +216,13 @@ def _report_after_run(args, plan: RunPlan, finished: dict) -> None:
     engines, models_dir = reporting.scoring_engines(args.engine, args.models_dir, plan.info)
     reporting.make_report(plan.out, info=plan.info, engines=engines, models_dir=models_dir,
                           records=[finished[j.job_id] for j in rows], reference=plan.reference.files,
-                          force=args.force_report, total_jobs=len(plan.all_jobs), selected_jobs=len(plan.jobs))
+                          force=args.force_report, total_jobs=len(plan.all_jobs), selected_jobs=len(plan.jobs),
+                          progress=_scoring_bar(display))
+
+
+def _scoring_bar(display: Display):
+    """A bar for the scoring on a live display (off a terminal the scorer logs each image)."""
+    return display.callback(unit="image") if display.live else None
 
 
 def cmd_report(args) -> int:
@@ -229,10 +237,10 @@ def cmd_report(args) -> int:
         return EXIT_OK
     engines, models_dir = reporting.scoring_engines(args.engine, args.models_dir, info)
     reference = [Path(p) for p in (args.reference or info.reference)]
-    with execution.exclusive(out):
+    with execution.exclusive(out), open_display() as display:
         reporting.make_report(out, info=info, engines=engines, models_dir=models_dir, records=records,
                               reference=reference, force=bool(args.force_report or args.reference or args.engine),
-                              total_jobs=None)
+                              total_jobs=None, progress=_scoring_bar(display))
     return EXIT_OK
 
 

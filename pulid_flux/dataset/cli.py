@@ -156,9 +156,15 @@ def run(args) -> int:
                               rank=args.rank, alpha=args.rank, base_model=args.base_model)
     engine = build_engine(args)
 
+    from ..progress import PROGRESS_LINE
+
+    live = getattr(args, "progress", None)   # a live bar from pulid-studio on a terminal (api_client.cli)
+
     def progress(done, total, stage):
         if stage == "analyse" and (done == total or done % 10 == 0):
-            log.info("analysed %d/%d photos", done, total)
+            log.info("analysed %d/%d photos", done, total, extra=PROGRESS_LINE)
+        if live is not None:
+            live(done, total, stage)
 
     result = prepare_dataset(args.input_dir, args.output_dir, args.trigger, engine, references=args.reference,
                              options=options, training=training, progress=progress)

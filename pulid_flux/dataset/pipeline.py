@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from ..face import Face, FaceEngine
 from ..face.region import FaceRegion, list_photos, read_sidecar
 from ..face.region_locate import embed_region
 from ..images import ImageReadError, content_hash, load_rgb
+from ..progress import ProgressCallback
 from .aitoolkit import TrainingConfig, build_config, write_config
 from .analysis import analyze, detect_faces
 from .caption import check_trigger
@@ -36,7 +37,7 @@ from .subject import Subject, find_subject, subject_from_faces, subject_summary
 log = logging.getLogger(__name__)
 
 #: progress(done, total, stage) after each photo of a stage ("analyse", "export")
-Progress = Callable[[int, int, str], None]
+Progress = ProgressCallback
 
 
 @dataclass

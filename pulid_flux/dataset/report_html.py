@@ -25,7 +25,8 @@ h1{font-size:20px;margin:0 0 6px} .meta{margin:0 0 14px;font-size:13px;color:#44
 .name{font-weight:600;word-break:break-all;margin:4px 0}
 .badge{display:inline-block;padding:1px 6px;border-radius:9px;color:#fff;font-size:11px}
 .accepted .badge{background:#2a9d4b}.rejected .badge{background:#c0392b}
-table{border-collapse:collapse;width:100%}td{padding:1px 3px;vertical-align:top}td:first-child{color:#666;width:72px}
+.card table{border-collapse:collapse;width:100%}.card td{padding:1px 3px;vertical-align:top}
+.card td:first-child{color:#666;width:72px}h2{font-size:17px;margin:24px 0 8px}
 .none{width:256px;height:96px;display:flex;align-items:center;justify-content:center;background:#eee;color:#888}
 """
 
@@ -94,7 +95,25 @@ def _card(item: DatasetItem, record: dict) -> str:
             f'<span class="badge">{esc(status)}</span><table>{"".join(rows)}</table></div>')
 
 
+def _table(report: dict) -> str:
+    """Every input as one sortable row (click a heading)."""
+    from ..htmlreport import Table, render_table
+
+    rows = []
+    for record in report["items"]:
+        size = record["image_size"]
+        face = record["face_size"]
+        rows.append([record["file"], record["status"] or "rejected", record["reason"] or "", record["similarity"],
+                     face["px"] if face else None, (f"{size[0]}×{size[1]}", size[0] * size[1]) if size else None,
+                     record["shot"] if record["output"] else "", record["output"] or ""])
+    return render_table(Table("Every photo", ["file", "status", "reason", "similarity", "face px", "image", "shot",
+                                              "output"], rows, decimals={"face px": 0},
+                              note="Click a heading to sort."))
+
+
 def write_contact_sheet(path, items: Sequence[DatasetItem], report: dict) -> Path:
+    from ..htmlreport import SORT_SCRIPT, TABLE_CSS
+
     esc = html.escape
     subject = report["subject"]
     summary = report["summary"]
@@ -106,8 +125,9 @@ def write_contact_sheet(path, items: Sequence[DatasetItem], report: dict) -> Pat
             f"<a href='{esc(report['config'])}'>{esc(report['config'])}</a>. Boxes: subject green, other faces red "
             f"(orange dashed = blurred), crop yellow.</div>")
     cards = "".join(_card(item, record) for item, record in zip(items, report["items"]))
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Dataset report</title><style>{_CSS}</style>"
-            f"</head><body>{head}<div class='grid'>{cards}</div></body></html>\n")
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Dataset report</title>"
+            f"<style>{_CSS}{TABLE_CSS}</style></head><body>{head}<div class='grid'>{cards}</div>{_table(report)}"
+            f"{SORT_SCRIPT}</body></html>\n")
     path = Path(path)
     path.write_text(page, encoding="utf-8")
     return path

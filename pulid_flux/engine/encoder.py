@@ -40,9 +40,10 @@ from ..face.align import align_ffhq, norm_crop
 from ..face.choice import FACE_ORDERS, choose_face, match_face, sort_faces
 from ..face.faces import Face, FaceEngine, as_rgb_uint8
 from ..face.parsing import BiSeNet, parse_labels
-from ..images import content_hash
 from ..face.region import FaceRegion, match_regions
 from ..face.region_locate import locate_face, region_mask_share
+from ..images import content_hash
+from ..progress import ProgressCallback
 from .eva import EvaVisionTower, face_features_image
 from .identity import PulidIdentity
 from .model import PulidFlux
@@ -273,8 +274,9 @@ def encode_image(image: np.ndarray, models: FaceModels, *, name: str = "image", 
 
 def encode_identity(images, models: FaceModels, *, names=None, face_order: str = "largest", face_index: int = 0,
                     fusion: str = "mean", max_side: int = MAX_SIDE, cache: EncodeCache | None = None,
-                    regions=None) -> EncodeResult:
-    """One or more RGB uint8 reference images -> a :class:`PulidIdentity` with uncond tokens.
+                    regions=None, progress: ProgressCallback | None = None) -> EncodeResult:
+    """One or more RGB uint8 reference images -> a :class:`PulidIdentity` with uncond tokens
+    (``progress(done, total, "encode")`` after each image).
 
     ``regions``: face-region entries (:func:`pulid_flux.face.region.parse_region_list`), matched to
     the images by content hash or position; a matched region replaces detection for its image.
@@ -309,6 +311,8 @@ def encode_identity(images, models: FaceModels, *, names=None, face_order: str =
                 cache.put(key, cached)
         encodings.append(dataclasses.replace(cached, status=dataclasses.replace(cached.status, name=name,
                                                                                 image_hash=digest)))
+        if progress:
+            progress(len(encodings), len(images), "encode")
 
     statuses = [e.status for e in encodings]
     found = [e for e in encodings if e.status.face_found]

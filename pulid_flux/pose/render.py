@@ -96,12 +96,18 @@ def render_pose(pose, width=None, height=None, *, draw_body=True, draw_hands=Tru
     return canvas
 
 
-def render_poses(pose, width=None, height=None, **kwargs) -> list[np.ndarray]:
-    """Every frame of a POSE_KEYPOINT value; frames without an explicit size use the first frame's."""
+def render_poses(pose, width=None, height=None, *, progress=None, **kwargs) -> list[np.ndarray]:
+    """Every frame of a POSE_KEYPOINT value; frames without an explicit size use the first frame's.
+    ``progress(done, total, "render")`` is called after each frame."""
     frames = as_frames(pose)
     width = round(frames[0]["canvas_width"]) if width is None else width
     height = round(frames[0]["canvas_height"]) if height is None else height
-    return [render_pose(f, width, height, **kwargs) for f in frames]
+    maps = []
+    for frame in frames:
+        maps.append(render_pose(frame, width, height, **kwargs))
+        if progress:
+            progress(len(maps), len(frames), "render")
+    return maps
 
 
 def _draw_body(canvas, points, sx, sy, scale, min_confidence):

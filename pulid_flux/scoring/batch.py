@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..progress import ProgressCallback
 from .grid import GridLayout, Tile, render_grid
 from .report import format_table
 from .run import ScoringRun
@@ -49,12 +50,17 @@ def describe(images: Sequence[ScoredImage], summary: dict, run: ScoringRun) -> s
 
 
 def score_batch(images: Sequence[np.ndarray], run: ScoringRun, *, columns: int | None = None,
-                names: Sequence[str] | None = None) -> BatchResult:
-    """Score RGB uint8 ``images`` with an already set-up run."""
+                names: Sequence[str] | None = None, progress: ProgressCallback | None = None) -> BatchResult:
+    """Score RGB uint8 ``images`` with an already set-up run (``progress(done, total, "score")``
+    after each one)."""
     if not len(images):
         raise ValueError("no image to score")
     names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
-    scored = [run.score(im, name) for im, name in zip(images, names)]
+    scored = []
+    for im, name in zip(images, names):
+        scored.append(run.score(im, name))
+        if progress:
+            progress(len(scored), len(images), "score")
     summary = run.summarize(scored)
     columns = int(columns) if columns else math.ceil(math.sqrt(len(images)))
     columns = max(1, min(columns, len(images)))

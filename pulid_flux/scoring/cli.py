@@ -5,7 +5,8 @@
 
 Writes ``OUTDIR/scores.csv`` (file, face_found, n_faces, similarity_<engine>..., face_px),
 ``OUTDIR/summary.json`` ({engine: {count, mean, median, std, min, max, no_face_rate, pass_rate,
-threshold}}) and ``OUTDIR/run_info.json``. ``--gallery DIR`` scores ``DIR/<config>/*.png`` instead
+threshold}}), ``OUTDIR/run_info.json`` and ``OUTDIR/report.html`` (every image with its scores,
+sortable tables; small copies of images outside OUTDIR in ``OUTDIR/thumbs/``). ``--gallery DIR`` scores ``DIR/<config>/*.png`` instead
 and also writes per-config CSVs, grids and a plot. ``--calibrate DIR`` measures same/different-person
 similarities on labelled photos and suggests a threshold. A photo (reference or scored) with a
 ``<photo stem>.face.json`` sidecar beside it is judged by the face in that region only.
@@ -61,6 +62,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                        help="times the HOG detector doubles the image (1 finds faces from ~40 px; 0 is faster)")
     group.add_argument("--dlib-detector", choices=("hog", "cnn"), default="hog")
     parser.add_argument("--manifest", metavar="FILE", help="gallery manifest (.json/.csv) with file, prompt, seed")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -147,15 +149,21 @@ def run(args) -> int:
     thresholds = parse_thresholds(args.threshold)
     engines = args.engine or ["dlib"]
     from .report import format_table
+    from .report_html import write_folder_report, write_gallery_report
+
+    # pulid-studio passes a live bar on a terminal (api_client.cli); otherwise the log lines say it.
+    progress = getattr(args, "progress", None)
     if args.gallery:
         from .gallery import score_gallery
         result = score_gallery(args.gallery, args.reference, args.out, engines=engines, options=options,
-                               thresholds=thresholds, manifest=args.manifest)
+                               thresholds=thresholds, manifest=args.manifest, progress=progress)
+        page = write_gallery_report(result, args.out, reference=args.reference, gallery_dir=args.gallery)
         sys.stdout.write(format_table(result.summaries) + "\n")
     else:
         from .folder import score_folder
         result = score_folder(args.images, args.reference, args.out, engines=engines, options=options,
-                              thresholds=thresholds)
+                              thresholds=thresholds, progress=progress)
+        page = write_folder_report(result, args.out, reference=args.reference)
         sys.stdout.write(format_table({"images": result.summary}) + "\n")
-    sys.stdout.write(f"results written to {args.out}\n")
+    sys.stdout.write(f"results written to {args.out} (open {page})\n")
     return 0

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..face.region import list_photos
+from ..progress import PROGRESS_LINE, ProgressCallback
 from .engines import EngineOptions
 from .report import write_json, write_scores_csv
 from .run import ScoringRun
@@ -39,10 +40,12 @@ def folder_images(folder) -> list[Path]:
 
 
 def score_folder(images_dir, reference, out_dir, *, engines=("dlib",), options: EngineOptions | None = None,
-                 thresholds=None, run: ScoringRun | None = None) -> FolderResult:
+                 thresholds=None, run: ScoringRun | None = None,
+                 progress: ProgressCallback | None = None) -> FolderResult:
     """Score every image directly inside ``images_dir`` against ``reference`` (photo paths).
 
-    Pass an existing ``run`` to reuse loaded engines and reference centroids.
+    Pass an existing ``run`` to reuse loaded engines and reference centroids; ``progress(done,
+    total, "score")`` is called after each image.
     """
     files = folder_images(images_dir)
     run = run or ScoringRun.create(reference, engines, options=options, thresholds=thresholds)
@@ -52,7 +55,10 @@ def score_folder(images_dir, reference, out_dir, *, engines=("dlib",), options: 
         if not images[-1].scored:
             continue  # score_file warned
         log.info("[%d/%d] %s: %s", i + 1, len(files), path.name,
-                 ", ".join(f"{k} {s.similarity if s.face_found else 'no face'}" for k, s in images[-1].scores.items()))
+                 ", ".join(f"{k} {s.similarity if s.face_found else 'no face'}" for k, s in images[-1].scores.items()),
+                 extra=PROGRESS_LINE)
+        if progress:
+            progress(i + 1, len(files), "score")
     summary = run.summarize(images)
     out_dir = Path(out_dir)
     paths = {"scores": write_scores_csv(out_dir / SCORES_CSV, images, run.keys),

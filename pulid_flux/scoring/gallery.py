@@ -29,6 +29,7 @@ import numpy as np
 
 from ..face.region import list_photos
 from ..images import ImageReadError, load_rgb
+from ..progress import PROGRESS_LINE, ProgressCallback
 from .engines import EngineOptions
 from .grid import FULL_TILE_MAX, GridLayout, Tile, full_tile, render_grid, small_tile
 from .naming import ImageMeta, find_manifest, image_meta, read_manifest
@@ -149,7 +150,8 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 
 def score_gallery(gallery_dir, reference, out_dir, *, engines=("dlib",), options: EngineOptions | None = None,
                   thresholds=None, manifest=None, configs: Sequence[str] | None = None,
-                  run: ScoringRun | None = None, regions=None) -> GalleryResult:
+                  run: ScoringRun | None = None, regions=None,
+                  progress: ProgressCallback | None = None) -> GalleryResult:
     """Score every config of ``gallery_dir`` against ``reference`` and write all reports to ``out_dir``.
 
     ``reference``: reference photo paths (or (name, RGB array) pairs); ``engines``: specs such as
@@ -157,7 +159,8 @@ def score_gallery(gallery_dir, reference, out_dir, *, engines=("dlib",), options
     ``thresholds``: None (each engine's default), a number, or {engine key: number};
     ``manifest``: a manifest file (default: gallery/manifest.json or manifest.csv if present).
     Pass an existing ``run`` to reuse loaded engines and reference centroids; ``regions`` (reference path ->
-    FaceRegion) picks the face of a reference, else its ``.face.json`` sidecar does.
+    FaceRegion) picks the face of a reference, else its ``.face.json`` sidecar does; ``progress(done,
+    total, "score")`` is called after each image.
     """
     out_dir = Path(out_dir)
     gallery = discover_gallery(gallery_dir, manifest=manifest, configs=configs, exclude=[out_dir])
@@ -190,7 +193,9 @@ def score_gallery(gallery_dir, reference, out_dir, *, engines=("dlib",), options
             if e.relative in shown:
                 thumbnails[e.relative] = _thumbnail(array)
             done += 1
-            log.info("[%d/%d] %s scored", done, total, e.relative)
+            log.info("[%d/%d] %s scored", done, total, e.relative, extra=PROGRESS_LINE)
+            if progress:
+                progress(done, total, "score")
 
     summaries = {c: run.summarize(ims) for c, ims in images.items()}
     config_names = list(gallery)

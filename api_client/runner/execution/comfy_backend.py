@@ -51,6 +51,7 @@ class ComfyBackend:
         self._stream = None
         self._tracked: dict[str, _Track] = {}
         self._last_activity = time.monotonic()
+        self.on_activity = None   # set by the scheduler: callback(prompt_id, "started" | "step", data)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -119,6 +120,9 @@ class ComfyBackend:
         data = event.data
         if event.type == "execution_start":
             track.started = time.time()
+            self._report(prompt_id, "started", {})
+        elif event.type == "progress":
+            self._report(prompt_id, "step", data)
         elif event.type == "execution_cached":
             track.cached = [str(n) for n in data.get("nodes") or ()]
         elif event.type == "executing":
@@ -131,6 +135,10 @@ class ComfyBackend:
             status = "error" if event.type == "execution_error" else "interrupted"
             return self._finish(prompt_id, status, dict(data))
         return None
+
+    def _report(self, prompt_id: str, event: str, data: dict) -> None:
+        if self.on_activity is not None:
+            self.on_activity(prompt_id, event, data)
 
     def _finish(self, prompt_id: str, status: str, error: dict | None = None, *, observed: bool = True) -> Finished:
         track = self._tracked.pop(prompt_id)

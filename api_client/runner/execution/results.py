@@ -1,17 +1,15 @@
-"""Where finished jobs go: images written atomically, one manifest line each, progress lines on stderr."""
+"""Where finished jobs go: images written atomically, one manifest line each (progress is shown by
+:mod:`api_client.progress`)."""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Mapping
 
 from ..files import write_atomic
 from .manifest import DONE, FAILED, INTERRUPTED, RunManifest, now
 from .scheduler import Attempt, Finished
 
 log = logging.getLogger(__name__)
-progress_log = logging.getLogger("api_client.runner.progress")
 
 
 def output_files(job, count: int) -> list[str]:
@@ -69,46 +67,3 @@ def _timings(attempt: Attempt | None, finished: Finished | None) -> dict:
         if finished.finished_at is not None and attempt is not None:
             timings["total_s"] = round(finished.finished_at - attempt.submitted_at, 3)
     return timings
-
-
-class Progress:
-    """Per-server and overall progress as log lines (logger ``api_client.runner.progress``)."""
-
-    def __init__(self, total: int, servers: list[str], *, already_done: int = 0, clock=time.monotonic):
-        self.total = total
-        self.already_done = already_done
-        self.clock = clock
-        self.started = clock()
-        self.per_server = {name: {"done": 0, "failed": 0, "submitted": 0} for name in servers}
-        self.finished = 0
-
-    def update(self, event: str, job, server: str, *, inflight: Mapping[str, int], seconds: float | None = None) -> None:
-        counts = self.per_server.setdefault(server, {"done": 0, "failed": 0, "submitted": 0})
-        if event == "submitted":
-            counts["submitted"] += 1
-            progress_log.debug("queued %s on %s", job.label, server)
-            return
-        counts[event] += 1
-        self.finished += 1
-        took = f" in {seconds:.1f}s" if seconds is not None else ""
-        servers = "; ".join(f"{_short(name)}: {c['done']} done, {inflight.get(name, 0)} queued"
-                            + (f", {c['failed']} failed" if c["failed"] else "")
-                            for name, c in self.per_server.items())
-        progress_log.info("[%d/%d] %s %s on %s%s | %s | %s", self.already_done + self.finished, self.total, event,
-                          job.label, _short(server), took, servers, self.eta())
-
-    def eta(self) -> str:
-        remaining = self.total - self.already_done - self.finished
-        if remaining <= 0:
-            return "finished"
-        if not self.finished:
-            return "ETA unknown"
-        seconds = (self.clock() - self.started) / self.finished * remaining
-        return f"ETA {int(seconds // 60)}m{int(seconds % 60):02d}s"
-
-    def server_gone(self, server: str) -> None:
-        progress_log.warning("server %s dropped out; %s", _short(server), self.eta())
-
-
-def _short(url: str) -> str:
-    return url.split("://", 1)[-1]

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...progress import Display
 from ..errors import RunnerError
 from ..files import write_json_atomic
 from ..plan import GALLERY, GALLERY_MANIFEST, RUN_INFO, Job, RunInfo, RunPlan
@@ -33,7 +34,7 @@ def finished_jobs(out: Path) -> dict[str, dict]:
     return manifest.finished() if manifest.path.is_file() else {}
 
 
-def run_plan(plan: RunPlan, servers: ServerOptions) -> RunResult:
+def run_plan(plan: RunPlan, servers: ServerOptions, display: Display | None = None) -> RunResult:
     manifest = RunManifest(plan.out)
     finished = manifest.finished()
     todo = [j for j in plan.jobs if j.job_id not in finished]
@@ -44,7 +45,7 @@ def run_plan(plan: RunPlan, servers: ServerOptions) -> RunResult:
     interrupted = False
     try:
         if todo:
-            interrupted = run_jobs(plan, manifest, todo, servers)
+            interrupted = run_jobs(plan, manifest, todo, servers, display)
     finally:
         finished = manifest.finished()
         write_gallery_manifest(plan.out, plan.all_jobs, finished)

@@ -54,6 +54,11 @@ class Finished:
 
 
 class Backend(Protocol):
+    """A server as the scheduler sees it. A backend may also have an ``on_activity`` attribute
+    (None by default): the scheduler sets it to ``callback(prompt_id, event, data)``, which the
+    backend calls with ``"started"`` when the server begins executing a prompt and ``"step"``
+    (``data``: ``value``, ``max``, ``node``) for each of ComfyUI's ``progress`` events."""
+
     name: str
 
     def submit(self, job) -> str: ...
@@ -181,6 +186,10 @@ class Scheduler:
         self.given: dict[str, int] = {b.name: 0 for b in self.backends}
         self.attempts: dict[str, int] = {}
         self.max_inflight_seen: dict[str, int] = {b.name: 0 for b in self.backends}
+        if progress is not None:
+            for backend in self.backends:
+                if hasattr(backend, "on_activity"):
+                    backend.on_activity = self._activity_listener(backend.name)
 
     # ------------------------------------------------------------------ main loop
 
@@ -316,6 +325,18 @@ class Scheduler:
                 self.sink.interrupted(attempt.job, attempt)
                 outcome.interrupted.append(attempt.job)
             self.inflight[backend.name].clear()
+
+    def _activity_listener(self, server: str):
+        def on_activity(prompt_id: str, event: str, data: dict) -> None:
+            attempt = self.inflight[server].get(prompt_id)
+            if attempt is None:
+                return
+            if event == "started":
+                self._progress("started", attempt.job, server)
+            elif event == "step":
+                self._progress("step", attempt.job, server, value=data.get("value") or 0,
+                               maximum=data.get("max") or 0, node=data.get("node"))
+        return on_activity
 
     def _progress(self, event: str, job, server: str, **extra) -> None:
         if self.progress is not None:

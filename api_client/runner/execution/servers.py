@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import ComfyConnectionError, ComfyHTTPError
+from ...progress import Display
 from ...transport import DEFAULT_CONNECT_TIMEOUT
 from ..errors import RunnerError
 from ..plan import UPLOAD_SUBFOLDER, Job, RunPlan
@@ -26,6 +27,7 @@ class ServerOptions:
     depth: int = 2                         # prompts kept queued per server
     quiet: bool = False                    # no progress lines
     lora_dirs: tuple[Path, ...] = ()       # --lora-dir: LoRA folders a launched server also lists
+    title: str = "jobs"                    # the progress display's name for the run (the command)
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT   # --connect-timeout: seconds to wait for a connection
 
 
@@ -47,11 +49,13 @@ def check_server_options(options: ServerOptions) -> None:
                           "holding ComfyUI's main.py, e.g. ~/ComfyUI or ComfyUI_windows_portable/ComfyUI")
 
 
-def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options: ServerOptions) -> bool:
-    """Run ``todo`` on the servers; True when the user interrupted it."""
+def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options: ServerOptions,
+             display: Display | None = None) -> bool:
+    """Run ``todo`` on the servers; True when the user interrupted it. ``display`` shows the
+    progress (default: log lines)."""
     from .comfy_backend import ComfyBackend
     from .launch import launch, prepare_tiny_models
-    from .results import Progress, ResultWriter
+    from .results import ResultWriter
     from .scheduler import Scheduler, ServerGone
 
     urls = list(options.urls)
@@ -83,8 +87,8 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
                 raise gone[0]        # names the URL and what to check
             raise ComfyConnectionError(f"none of the {len(urls)} servers answers: " + " | ".join(map(str, gone)))
         backends = prepare_servers(backends, plan, todo)
-        progress = None if options.quiet else Progress(len(plan.jobs), [b.name for b in backends],
-                                                       already_done=len(plan.jobs) - len(todo))
+        progress = None if options.quiet else (display or Display()).jobs(
+            len(plan.jobs), [b.name for b in backends], already_done=len(plan.jobs) - len(todo), title=options.title)
         scheduler = Scheduler(backends, ResultWriter(manifest), depth=options.depth, progress=progress)
         outcome = scheduler.run(todo)
         log.info("submitted per server: %s", ", ".join(f"{k}: {v}" for k, v in outcome.submissions.items()))

@@ -53,16 +53,18 @@ def report_is_current(out_dir: Path, fingerprint: str) -> bool:
 
 
 def score(out_dir: Path, *, reference: Sequence[Path], engines: Sequence[str], models_dir: Path | None,
-          configs: Sequence[str], regions=None):
+          configs: Sequence[str], regions=None, progress=None):
     """Run ``score_gallery`` on ``OUT/gallery`` (results in ``OUT``); ``regions``: reference path -> FaceRegion
-    (otherwise the references' .face.json sidecars are read)."""
+    (otherwise the references' .face.json sidecars are read); ``progress(done, total, "score")`` after each
+    image."""
     from pulid_flux.scoring import EngineOptions, score_gallery
 
     options = EngineOptions(models_dir=models_dir, device="cpu") if models_dir else EngineOptions()
     gallery = Path(out_dir) / GALLERY
     manifest = gallery / GALLERY_MANIFEST
     return score_gallery(gallery, [str(p) for p in reference], out_dir, engines=tuple(engines), options=options,
-                         manifest=manifest if manifest.is_file() else None, configs=list(configs), regions=regions)
+                         manifest=manifest if manifest.is_file() else None, configs=list(configs), regions=regions,
+                         progress=progress)
 
 
 def write_report(out_dir: Path, *, result, spec_name: str, spec_path: str, tiny: bool, reference: Sequence[Path],
@@ -126,7 +128,8 @@ def _pct(value) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
 
 
-def _sweep_table(out_dir: Path, records: Sequence[Mapping], key: str) -> list[str]:
+def sweep_rows(out_dir: Path, records: Sequence[Mapping], key: str) -> list[tuple[str, str, int, float | None, float]]:
+    """(config, parameter setting, images, mean similarity, no-face rate) of the swept records."""
     swept = [r for r in records if r.get("params")]
     if not swept:
         return []
@@ -144,30 +147,46 @@ def _sweep_table(out_dir: Path, records: Sequence[Mapping], key: str) -> list[st
         label = ", ".join(f"{k}={v}" for k, v in record["params"].items())
         name = str(record.get("file", "")).rsplit("/", 1)[-1]
         groups[(record["config"], label)].append(scores.get((record["config"], name)))
-    lines = [f"Per parameter setting ({key}):", "", "| config | parameters | images | mean | no-face rate |",
-             "|---|---|---:|---:|---:|"]
+    rows = []
     for (config, label), values in sorted(groups.items()):
         found = [v for v in values if v is not None]
-        mean = statistics.fmean(found) if found else None
-        lines.append(f"| {config} | {label} | {len(values)} | {_num(mean)} | {_pct(1 - len(found) / len(values))} |")
+        rows.append((config, label, len(values), statistics.fmean(found) if found else None,
+                     1 - len(found) / len(values)))
+    return rows
+
+
+def _sweep_table(out_dir: Path, records: Sequence[Mapping], key: str) -> list[str]:
+    rows = sweep_rows(out_dir, records, key)
+    if not rows:
+        return []
+    lines = [f"Per parameter setting ({key}):", "", "| config | parameters | images | mean | no-face rate |",
+             "|---|---|---:|---:|---:|"]
+    lines += [f"| {config} | {label} | {n} | {_num(mean)} | {_pct(noface)} |"
+              for config, label, n, mean, noface in rows]
     return lines
 
 
-def _run_lines(records: Sequence[Mapping]) -> list[str]:
+def run_facts(records: Sequence[Mapping]) -> list[str]:
+    """How the run went, one sentence each (servers, execution times, text encodes)."""
     if not records:
         return ["No job finished."]
     servers = Counter(r.get("server", "?") for r in records)
     run_times = [r["timings"]["run_s"] for r in records if (r.get("timings") or {}).get("run_s") is not None]
-    lines = [f"- Jobs done: {len(records)}; servers: " + ", ".join(f"{s} ({n} jobs)" for s, n in servers.items())]
+    facts = [f"Jobs done: {len(records)}; servers: " + ", ".join(f"{s} ({n} jobs)" for s, n in servers.items())]
     if run_times:
-        lines.append(f"- Execution time per job: median {statistics.median(run_times):.1f}s, "
+        facts.append(f"Execution time per job: median {statistics.median(run_times):.1f}s, "
                      f"total {sum(run_times):.0f}s")
     encodes = text_encode_runs(records)
     if encodes is not None:
         runs, prompts, observed = encodes
-        lines.append(f"- Prompt text encoded {runs} time(s) for {prompts} distinct prompt(s) over {observed} jobs "
+        facts.append(f"Prompt text encoded {runs} time(s) for {prompts} distinct prompt(s) over {observed} jobs "
                      "whose events were observed (ComfyUI's cache served the rest)")
-    return lines
+    return facts
+
+
+def _run_lines(records: Sequence[Mapping]) -> list[str]:
+    facts = run_facts(records)
+    return facts if not records else [f"- {fact}" for fact in facts]
 
 
 def text_encode_runs(records: Sequence[Mapping]) -> tuple[int, int, int] | None:

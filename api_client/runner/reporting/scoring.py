@@ -1,4 +1,4 @@
-"""Scoring a run's gallery into ``OUT/report.md``: which engines, whether the report is current, and
+"""Scoring a run's gallery into ``OUT/report.md`` and ``OUT/report.html``: which engines, whether the report is current, and
 the scoring call itself (:mod:`.report` writes the files)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import RunnerError
 from ..plan import GALLERY, RunInfo
 from .report import REPORT, report_fingerprint, report_is_current, score, write_report
+from .report_html import REPORT_HTML, write_report_html
 
 log = logging.getLogger("api_client.runner")
 
@@ -36,13 +37,14 @@ def scoring_engines(engines: Sequence[str], models_dir: str | Path | None, info:
 
 def make_report(out: Path, *, info: RunInfo, engines: list[str], models_dir: Path | None, records: list[dict],
                 reference: Sequence[Path], force: bool, total_jobs: int | None,
-                selected_jobs: int | None = None) -> Path | None:
-    """Score ``OUT/gallery`` and write ``OUT/report.md`` unless it is current (same images, same settings)."""
+                selected_jobs: int | None = None, progress=None) -> Path | None:
+    """Score ``OUT/gallery`` and write ``OUT/report.md`` and ``OUT/report.html`` unless they are current
+    (same images, same settings); ``progress(done, total, "score")`` after each scored image."""
     if not reference:
         raise RunnerError("scoring needs reference photo(s): pass --reference IMAGE")
     fingerprint = report_fingerprint({r["job_id"]: r for r in records},
                                      {"engines": engines, "models_dir": str(models_dir), "reference": list(map(str, reference))})
-    if not force and report_is_current(out, fingerprint):
+    if not force and report_is_current(out, fingerprint) and (out / REPORT_HTML).is_file():
         log.info("report %s is up to date (same images, same scoring settings)", out / REPORT)
         return out / REPORT
     configs = [c for c in info.configs if (out / GALLERY / c).is_dir()]
@@ -54,7 +56,7 @@ def make_report(out: Path, *, info: RunInfo, engines: list[str], models_dir: Pat
         regions[str(reference[0])] = region_from_dict(dict(info.reference_region), "run.json reference_region")
     try:
         result = score(out, reference=reference, engines=engines, models_dir=models_dir, configs=configs,
-                       regions=regions)
+                       regions=regions, progress=progress)
     except ImportError:
         raise
     except Exception as exc:  # engines and images raise their own error types; the run itself is intact
@@ -63,5 +65,7 @@ def make_report(out: Path, *, info: RunInfo, engines: list[str], models_dir: Pat
     path = write_report(out, result=result, spec_name=info.spec_name, spec_path=info.spec, tiny=info.tiny,
                         reference=reference, records=records, rules=info.rules, fingerprint=fingerprint,
                         total_jobs=total_jobs, selected_jobs=selected_jobs)
-    log.info("report written: %s", path)
+    write_report_html(out, result=result, spec_name=info.spec_name, spec_path=info.spec, tiny=info.tiny,
+                      reference=reference, records=records, rules=info.rules)
+    log.info("report written: %s (and %s)", path, out / REPORT_HTML)
     return path
