@@ -109,9 +109,9 @@ def normalize_answer(text: str) -> str:
     """The caption line of a model's answer: first non-empty line, quotes and a final period removed."""
     lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     line = lines[0] if lines else ""
-    line = line.strip().strip("\"'`").strip()
     line = re.sub(r"^(?:caption\s*:\s*)", "", line, flags=re.IGNORECASE)
-    return " ".join(line.split()).rstrip(".").strip()
+    line = line.strip().strip("\"'`").strip().rstrip(".").strip("\"'`")
+    return " ".join(line.split())
 
 
 def check_vlm_caption(caption: str, trigger: str, facts: SceneFacts) -> str | None:
