@@ -2,12 +2,12 @@
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from . import dataset, face, identity, pose, pulid, scoring
+from . import dataset, face, identity, pose, pulid, scoring, synthesis
 from .paths import register_model_folders
 
 register_model_folders()
 
-NODE_MODULES = [pulid, face, identity, pose, scoring, dataset]
+NODE_MODULES = [pulid, face, identity, pose, scoring, dataset, synthesis]
 
 
 class PulidStudioExtension(ComfyExtension):
