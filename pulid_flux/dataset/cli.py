@@ -123,8 +123,10 @@ def build_vlm(args):
     return VLMClient(args.vlm_url, args.vlm_model)
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``dataset`` (with ``prepare``) to a parent CLI's sub-parsers."""
+def add_parser(subparsers, extra_commands=()) -> argparse.ArgumentParser:
+    """Add ``dataset`` (with ``prepare``) to a parent CLI's sub-parsers; each of ``extra_commands`` is
+    called with the ``dataset`` sub-parsers to add its own (the client adds ``synthesize`` and
+    ``canonicalize``, which drive ComfyUI servers)."""
     parser = subparsers.add_parser("dataset", help="prepare identity-LoRA datasets",
                                    description="Face-aware dataset preparation for identity LoRA training.")
     commands = parser.add_subparsers(dest="dataset_command", required=True, metavar="COMMAND")
@@ -132,6 +134,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "prepare", help="photos -> ai-toolkit dataset, config and report",
         description="Scan INPUT_DIR, keep the photos of the subject, crop, resize and caption them, and write "
                     "OUTPUT_DIR/dataset/, OUTPUT_DIR/ai-toolkit.yaml, report.json and report.html."))
+    for register in extra_commands:
+        register(commands)
     return parser
 
 

@@ -220,12 +220,13 @@ def finish_set(out, *, trigger: str, views: Sequence[View], candidates: Sequence
                grounding: Sequence[GroundingImage], engine_name: str, settings: FilterSettings, written: list[str],
                training: TrainingConfig | None = None, sample_prompts: Sequence[str] = (),
                title: str = "Synthesized training set", extra_record: dict | None = None,
-               notes: Sequence[str] = ()) -> SetSummary:
-    """The config, coverage table, contact sheet, report and record of a written set."""
+               notes: Sequence[str] = (), training_config: bool = True) -> SetSummary:
+    """The config (unless ``training_config`` is False), coverage table, contact sheet, report and
+    record of a written set."""
     out = Path(out)
     reg_dir = out / REG_DIR if any(g.output for g in grounding) else None
     files = {}
-    if any(c.status in (KEPT, UNVERIFIED) for c in candidates):
+    if training_config and any(c.status in (KEPT, UNVERIFIED) for c in candidates):
         config = build_config(out / TRAIN_DIR, trigger, training, reg_dir=reg_dir,
                               sample_prompts=list(sample_prompts) or None)
         write_config(out / CONFIG_YAML, config)
@@ -233,8 +234,10 @@ def finish_set(out, *, trigger: str, views: Sequence[View], candidates: Sequence
     rows = coverage_rows(candidates, views, settings.per_view)
     write_coverage_csv(out / COVERAGE_CSV, rows)
     write_contact_sheet(out / CONTACT_SHEET, candidates, views)
-    files.update({TRAIN_DIR + "/": "training images with captions", COVERAGE_CSV: "views x kept / tried",
-                  CONTACT_SHEET: "every candidate with its decision", RECORD_JSON: "every decision"})
+    if training_config:
+        files[TRAIN_DIR + "/"] = "training images with captions"
+    files.update({COVERAGE_CSV: "views x kept / tried", CONTACT_SHEET: "every candidate with its decision",
+                  RECORD_JSON: "every decision"})
     if reg_dir:
         files[REG_DIR + "/"] = "grounding images with trigger-free captions"
     write_report_md(out / REPORT_MD, title=title, trigger=trigger, engine_name=engine_name, views=views,

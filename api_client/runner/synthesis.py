@@ -1,0 +1,440 @@
+"""``pulid-studio dataset synthesize | canonicalize``: one portrait -> a training set, on ComfyUI servers.
+
+* ``canonicalize PHOTO --out DIR``: N frontal, neutral, bare-face portraits on a plain background from
+  the photo through PuLID; the best one whose identity to the photo passes (and whose head is
+  frontal) becomes ``DIR/portrait.png``.
+* ``synthesize PORTRAIT --out DIR``: every view of the view plan (``--views FILE``, else the shipped
+  plan) N times through the ``05_synthesis`` workflow; the identity-and-pose filter keeps at most K per
+  view in ``DIR/train/`` with captions; M grounding images of other people from the base model go to
+  ``DIR/reg/``; then ``ai-toolkit.yaml``, ``coverage.csv``, ``report.md``, ``contact_sheet.jpg`` and
+  ``sweep.yaml`` (the sample prompts as a spec the checkpoint sweep and the comparison can run).
+
+Both run their jobs through the run engine (pipelined over ``--server`` URLs or a ``--launch``ed
+ComfyUI, resumable: a re-run skips finished jobs and starts no server when nothing is left) and
+filter locally with the chosen face engine. ``--tiny``: tiny random-weight models; the images hold no
+faces, so the filter records its decisions and the first K candidates per view are written marked
+unverified (PuLID gets the synthetic tiny reference, which the tiny face pack can see; the portrait
+itself is what the local filter compares with).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from ..errors import ComfyClientError, OverrideError
+from .commands import (EXIT_ERROR, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, Reference, RunnerError,
+                       _configure_logging, _exclusive, _interruptible, _prepare_servers)
+from .manifest import RunManifest, write_atomic
+from .synthesis_plan import (BASE_WORKFLOW, SYNTHESIS_WORKFLOW, WORKFLOWS_DIR, JobSettings, PlanError,
+                             candidate_jobs, grounding_jobs, load_workflow)
+
+log = logging.getLogger("api_client.runner")
+
+PORTRAIT_FILE = "portrait.png"
+SWEEP_SPEC = "sweep.yaml"
+TINY_DEFAULTS = {"candidates": 2, "keep": 1}
+DEFAULTS = {"candidates": 4, "keep": 2}
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--server", action="append", default=[], metavar="URL",
+                        help="ComfyUI server to use (repeatable; jobs are spread over all of them)")
+    parser.add_argument("--launch", metavar="COMFYUI_PATH",
+                        help="start a local ComfyUI from this checkout for the run (stopped afterwards)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke test: tiny random-weight models (images hold no faces: written unverified)")
+    parser.add_argument("--tiny-models", metavar="DIR", default=None,
+                        help="where --tiny builds its models (default ~/.cache/pulid_studio/tiny_models)")
+    parser.add_argument("--candidates", type=_positive_int, default=None, metavar="N",
+                        help=f"{what} generated per view (default {DEFAULTS['candidates']}, "
+                             f"--tiny {TINY_DEFAULTS['candidates']})")
+    parser.add_argument("--seed", type=int, default=1, help="first seed; candidates use seed, seed+1, ...")
+    parser.add_argument("--trigger", default="ohwx man",
+                        help='the trigger word(s) captions start with (default "ohwx man")')
+    parser.add_argument("--class-phrase", default=None, metavar="TEXT",
+                        help="what the subject is, for prompts and grounding captions (default from the trigger's "
+                             "last word: 'ohwx man' -> 'a man')")
+    parser.add_argument("--workflow", default=str(SYNTHESIS_WORKFLOW), metavar="FILE",
+                        help="API-format workflow with PuLID, the pose ControlNet and a 'Head pose' node "
+                             "(default workflows/05_synthesis_api.json)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                        help="override a workflow input, e.g. --set PuLID.weight=0.9 (repeatable)")
+    engine = parser.add_argument_group("local face engine (the filter)")
+    engine.add_argument("--engine", choices=("dlib", "insightface"), default=None,
+                        help="dlib (CPU; verifies views up to ~45 deg of yaw) or insightface (verifies profiles; "
+                             "needs a pack). Default: insightface when its pack is found, else dlib")
+    engine.add_argument("--insightface-root", default=None, metavar="DIR",
+                        help="models/insightface folder (default <launch>/models/insightface)")
+    engine.add_argument("--dlib-detector", choices=("hog", "cnn"), default="hog", help="dlib detector (default hog)")
+    parser.add_argument("--depth", type=int, default=2, help="prompts kept queued per server (default 2)")
+    parser.add_argument("--dry-run", action="store_true", help="list the generation jobs and their state, run nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def register(commands) -> None:
+    """Add ``synthesize`` and ``canonicalize`` to the ``dataset`` command's sub-parsers."""
+    from pulid_flux.dataset.cli import add_vlm_arguments
+
+    synth = commands.add_parser(
+        "synthesize", help="one portrait -> a multi-view training set (views, filter, captions, grounding)",
+        description="Generate every view of the view plan (--views FILE, else the shipped plan) N times with PuLID "
+                    "and the pose ControlNet, keep at most K per view that show the subject (identity) as asked "
+                    "(head pose) in OUT/train/ with captions, add grounding images of other people from the base "
+                    "model in OUT/reg/, and write OUT/ai-toolkit.yaml, coverage.csv, report.md, contact_sheet.jpg "
+                    "and sweep.yaml.")
+    synth.add_argument("portrait", metavar="PORTRAIT", help="the subject's portrait (ideally from canonicalize)")
+    _add_common(synth, "candidates")
+    synth.add_argument("--views", default=None, metavar="FILE",
+                       help="view plan (YAML: defaults + views of yaw, pitch, roll, distance, expression, lighting, "
+                            "background); default the shipped 24-view plan (--tiny: 3 views)")
+    synth.add_argument("--keep", type=_positive_int, default=None, metavar="K",
+                       help=f"at most K kept per view (default {DEFAULTS['keep']}, --tiny {TINY_DEFAULTS['keep']})")
+    synth.add_argument("--grounding", type=int, default=None, metavar="M",
+                       help="grounding images of other people (default: as many as the training images; 0: none)")
+    synth.add_argument("--base-workflow", default=str(BASE_WORKFLOW), metavar="FILE",
+                       help="API workflow for grounding images: the base model, no LoRA, no PuLID (default 01_base)")
+    synth.add_argument("--caption", default="", metavar="TEXT", help="text appended to every caption")
+    add_vlm_arguments(synth)
+    train = synth.add_argument_group("ai-toolkit config")
+    train.add_argument("--steps", type=_positive_int, default=2500)
+    train.add_argument("--lr", type=float, default=1e-4)
+    train.add_argument("--rank", type=_positive_int, default=32)
+    train.add_argument("--save-every", type=_positive_int, default=250,
+                       help="checkpoint interval: the checkpoint sweep compares these (default 250)")
+    synth.set_defaults(func=_run(cmd_synthesize))
+
+    canon = commands.add_parser(
+        "canonicalize", help="one photo -> a frontal, neutral, bare-face portrait (identity checked)",
+        description="Generate N frontal, neutral, bare-face portraits on a plain background from PHOTO with PuLID; "
+                    "the one most like PHOTO whose identity passes and whose head is frontal becomes "
+                    "OUT/portrait.png (report in OUT/report.md).")
+    canon.add_argument("photo", metavar="PHOTO", help="a photo of the subject")
+    _add_common(canon, "portraits")
+    canon.set_defaults(func=_run(cmd_canonicalize))
+
+
+def _run(handler):
+    inner = _interruptible(handler)
+
+    def run(args) -> int:
+        from pulid_flux.errors import PulidError
+
+        try:
+            return inner(args)
+        except (RunnerError, PlanError, PulidError, ComfyClientError, ValueError, FileNotFoundError) as exc:
+            log.error("%s", exc)
+            return EXIT_ERROR
+    run.__name__ = handler.__name__
+    return run
+
+
+# ----------------------------------------------------------------------------- the run engine
+
+
+class EngineSession:
+    """The servers of a run, opened on first use (a finished run starts none), for several job lists."""
+
+    def __init__(self, args, out: Path, manifest: RunManifest, reference: Reference, tiny_models: Path | None):
+        self.args, self.out, self.manifest = args, out, manifest
+        self.reference, self.tiny_models = reference, tiny_models
+        self.stack = contextlib.ExitStack()
+        self.backends = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stack.close()
+
+    def _open(self, todo) -> None:
+        from .comfy_backend import ComfyBackend
+        from .launch import launch, prepare_tiny_models
+        from .scheduler import ServerGone
+
+        args = self.args
+        urls = list(args.server)
+        if not urls and not args.launch:
+            raise RunnerError("no server: pass --server URL (repeatable) or --launch COMFYUI_PATH")
+        if args.launch:
+            models = [prepare_tiny_models(self.tiny_models)] if args.tiny else [Path(args.launch) / "models"]
+            logs = self.out / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            server = launch(args.launch, models_dirs=models, single_thread=args.tiny,
+                            log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
+            self.stack.callback(server.stop)
+            urls.insert(0, server.url)
+        backends = []
+        for url in urls:
+            backend = ComfyBackend(url)
+            try:
+                backend.open()
+            except ServerGone as exc:
+                log.error("skipping server %s: %s", url, exc)
+                continue
+            self.stack.callback(backend.close)
+            backends.append(backend)
+        if not backends:
+            raise RunnerError("none of the servers answers: " + ", ".join(urls))
+        self.backends = _prepare_servers(backends, self, todo)
+
+    def run(self, jobs, what: str) -> int:
+        """Run the jobs not yet in the manifest; the exit code (EXIT_OK when all are done)."""
+        from .results import Progress, ResultWriter
+        from .scheduler import Scheduler
+
+        finished = self.manifest.finished()
+        todo = [j for j in jobs if j.job_id not in finished]
+        log.info("%s: %d job(s), %d already done, %d to run", what, len(jobs), len(jobs) - len(todo), len(todo))
+        if not todo:
+            return EXIT_OK
+        if self.backends is None:
+            self._open(todo)
+        progress = None if self.args.quiet else Progress(len(jobs), [b.name for b in self.backends],
+                                                         already_done=len(jobs) - len(todo))
+        outcome = Scheduler(self.backends, ResultWriter(self.manifest), depth=self.args.depth,
+                            progress=progress).run(todo)
+        if outcome.was_interrupted:
+            log.warning("interrupted; run the same command again to resume")
+            return EXIT_INTERRUPTED
+        return EXIT_OK if outcome.complete else EXIT_INCOMPLETE
+
+
+def _reference(args, portrait: Path, out: Path) -> Reference:
+    """What PuLID gets: the portrait, or with --tiny the synthetic face the tiny pack sees."""
+    from .launch import tiny_reference_png, upload_name
+
+    if args.tiny:
+        path = out / "reference" / "tiny_reference.png"
+        data = path.read_bytes() if path.is_file() else None
+        if not data:
+            data = tiny_reference_png()
+            write_atomic(path, data)
+        return Reference(files=[portrait], data=data, upload_name=upload_name(data, ".png"), tiny=True)
+    data = portrait.read_bytes()
+    return Reference(files=[portrait], data=data, upload_name=upload_name(data, portrait.suffix or ".png"))
+
+
+def _tiny_models(args) -> Path | None:
+    if not args.tiny:
+        return None
+    from .launch import DEFAULT_TINY_MODELS
+
+    return Path(args.tiny_models).expanduser().resolve() if args.tiny_models else DEFAULT_TINY_MODELS
+
+
+def _job_settings(args, reference: Reference) -> JobSettings:
+    from ..overrides import parse_override
+
+    try:
+        overrides = tuple(parse_override(text) for text in args.overrides)
+    except OverrideError as exc:
+        raise RunnerError(f"--set: {exc}") from None
+    return JobSettings(reference_image=reference.image_value, tiny=args.tiny, overrides=overrides)
+
+
+def _local_engine(args):
+    """The filter's face engine (see --engine)."""
+    from pulid_flux.face import load_engine
+
+    root = args.insightface_root or (Path(args.launch) / "models" / "insightface" if args.launch else None)
+    engine = args.engine
+    if engine is None:
+        # The tiny pack's recognizer is random: --tiny filters with dlib.
+        engine = "insightface" if root and (Path(root) / "models" / "antelopev2").is_dir() and not args.tiny else "dlib"
+        log.info("filter face engine: %s (choose with --engine)", engine)
+    if engine == "dlib":
+        return load_engine("dlib", detector=args.dlib_detector)
+    if not root:
+        raise RunnerError("--engine insightface needs --insightface-root (ComfyUI's models/insightface) or --launch")
+    return load_engine("insightface", root=root)
+
+
+def _dry_run(jobs, manifest: RunManifest) -> int:
+    import sys
+
+    finished = manifest.finished() if manifest.path.is_file() else {}
+    for job in jobs:
+        sys.stdout.write(f"{'done' if job.job_id in finished else 'todo':4} {job.job_id} {job.file}\n")
+    sys.stdout.write(f"{len(jobs)} jobs, {sum(j.job_id in finished for j in jobs)} done\n")
+    return EXIT_OK
+
+
+def _prepared(args, source: str):
+    """Shared set-up: the output folder, the source photo, the settings every job gets."""
+    _configure_logging(args.quiet)
+    out = Path(args.out)
+    portrait = Path(getattr(args, source)).resolve()
+    if not portrait.is_file():
+        raise RunnerError(f"{portrait} not found")
+    out.mkdir(parents=True, exist_ok=True)
+    reference = _reference(args, portrait, out)
+    return out, portrait, reference, _job_settings(args, reference)
+
+
+def _counts(args) -> tuple[int, int]:
+    defaults = TINY_DEFAULTS if args.tiny else DEFAULTS
+    keep = getattr(args, "keep", None)
+    return args.candidates or defaults["candidates"], keep or defaults["keep"]
+
+
+# ----------------------------------------------------------------------------- synthesize
+
+
+def cmd_synthesize(args) -> int:
+    from pulid_flux.dataset.aitoolkit import TrainingConfig
+    from pulid_flux.dataset.caption import check_trigger
+    from pulid_flux.dataset.cli import build_vlm
+    from pulid_flux.images import load_rgb
+    from pulid_flux.synthesis import (KEPT, SAMPLE_VIEWS, UNVERIFIED, FilterSettings, candidate_file, class_phrase,
+                                      default_view_plan, finish_set, grounding_file, grounding_plan,
+                                      judge_candidates, load_view_plan, plan_candidates, portrait_subject,
+                                      tiny_view_plan, write_grounding_images, write_training_images)
+
+    out, portrait, reference, settings = _prepared(args, "portrait")
+    trigger = check_trigger(args.trigger)
+    phrase = class_phrase(trigger, args.class_phrase)
+    views = load_view_plan(args.views) if args.views else (tiny_view_plan() if args.tiny else default_view_plan())
+    n, k = _counts(args)
+    seeds = list(range(args.seed, args.seed + n))
+    jobs = candidate_jobs(load_workflow(args.workflow), views, seeds, phrase, settings, workflow_path=args.workflow,
+                          file_for=candidate_file)
+    manifest = RunManifest(out)
+    if args.dry_run:
+        return _dry_run(jobs, manifest)
+    vlm = build_vlm(args)
+    engine = _local_engine(args)
+    portrait_image = load_rgb(portrait)
+    subject = portrait_subject(portrait_image, engine, name=portrait.name, required=not args.tiny)
+    filter_settings = FilterSettings(per_view=k, verify=not args.tiny)
+    candidates = plan_candidates(views, seeds)
+    with _exclusive(out), EngineSession(args, out, manifest, reference, _tiny_models(args)) as session:
+        code = session.run(jobs, "views")
+        if code == EXIT_INTERRUPTED:
+            return code
+        judge_candidates(out, candidates, engine, subject, filter_settings)
+        written = write_training_images(out, candidates, trigger, text=args.caption, vlm=vlm, portrait=portrait_image)
+        captions = [c.extra["caption"] for c in candidates if c.status in (KEPT, UNVERIFIED)]
+        count = len(captions) if args.grounding is None else args.grounding
+        grounding = grounding_plan(captions, count, trigger, phrase)
+        for item in grounding:
+            item.path = grounding_file(item.name)
+        base = load_workflow(args.base_workflow)
+        grounding_code = session.run(grounding_jobs(base, grounding, settings, workflow_path=args.base_workflow),
+                                     "grounding") if grounding else EXIT_OK
+        if grounding_code == EXIT_INTERRUPTED:
+            return grounding_code
+        written += write_grounding_images(out, grounding, engine, subject)
+        sample_prompts = [v.prompt(trigger) for v in SAMPLE_VIEWS]
+        training = TrainingConfig(steps=args.steps, lr=args.lr, rank=args.rank, alpha=args.rank,
+                                  save_every=args.save_every, sample_every=args.save_every)
+        summary = finish_set(out, trigger=trigger, views=views, candidates=candidates, grounding=grounding,
+                             engine_name=engine.name, settings=filter_settings, written=written, training=training,
+                             sample_prompts=sample_prompts,
+                             extra_record={"portrait": str(portrait), "tiny": args.tiny, "seeds": seeds,
+                                           "class_phrase": phrase},
+                             notes=_tiny_notes(args))
+        write_sweep_spec(out / SWEEP_SPEC, trigger=trigger, portrait=portrait, views=SAMPLE_VIEWS)
+    log.info("%d kept, %d unverified, %d grounding image(s); report: %s", summary.kept, summary.unverified,
+             summary.grounding, out / "report.md")
+    if max(code, grounding_code) != EXIT_OK:
+        log.warning("some jobs did not finish; run the same command again to complete the set")
+        return EXIT_INCOMPLETE
+    if not summary.trained:
+        log.error("no candidate passed the filter; see %s for each one's reason", out / "report.md")
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+def _tiny_notes(args) -> list[str]:
+    if not args.tiny:
+        return []
+    return ["With `--tiny`, PuLID was given the synthetic tiny reference face (the tiny face pack sees only "
+            "it); the filter compared the candidates with the portrait itself."]
+
+
+def write_sweep_spec(path: Path, *, trigger: str, portrait: Path, views) -> Path:
+    """An ablation spec whose prompts are the sample prompts (the checkpoint sweep's ``--spec``; also
+    runnable by ``ablate``): the shipped spec's configs, this subject's portrait."""
+    import yaml
+
+    spec = yaml.safe_load((WORKFLOWS_DIR / "ablation.yaml").read_text(encoding="utf-8"))
+    slug = "".join(ch if ch.isalnum() else "_" for ch in trigger).strip("_").lower() or "identity"
+    spec.update(name=f"{slug}_samples", description=f"The sample prompts of the {trigger!r} training set.",
+                workflows_dir=str(WORKFLOWS_DIR), reference=str(portrait),
+                prompts=[{"tag": v.name, "text": v.prompt(trigger), "composition": v.framing} for v in views])
+    path.write_text("# Written by pulid-studio dataset synthesize: the training set's sample prompts.\n"
+                    + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------- canonicalize
+
+
+def cmd_canonicalize(args) -> int:
+    import shutil
+
+    from pulid_flux.images import load_rgb
+    from pulid_flux.synthesis import (KEPT, UNVERIFIED, FilterSettings, candidate_file, canonical_view, class_phrase,
+                                      finish_set, judge_candidates, plan_candidates, portrait_subject)
+
+    out, photo, reference, settings = _prepared(args, "photo")
+    phrase = class_phrase(args.trigger, args.class_phrase)
+    view = canonical_view()
+    n, _ = _counts(args)
+    seeds = list(range(args.seed, args.seed + n))
+    jobs = candidate_jobs(load_workflow(args.workflow), [view], seeds, phrase, settings, workflow_path=args.workflow,
+                          file_for=candidate_file)
+    manifest = RunManifest(out)
+    if args.dry_run:
+        return _dry_run(jobs, manifest)
+    engine = _local_engine(args)
+    subject = portrait_subject(load_rgb(photo), engine, name=photo.name, required=not args.tiny)
+    filter_settings = FilterSettings(per_view=1, verify=not args.tiny)
+    candidates = plan_candidates([view], seeds)
+    with _exclusive(out), EngineSession(args, out, manifest, reference, _tiny_models(args)) as session:
+        code = session.run(jobs, "portraits")
+        if code == EXIT_INTERRUPTED:
+            return code
+        judge_candidates(out, candidates, engine, subject, filter_settings)
+        chosen = next((c for c in candidates if c.status in (KEPT, UNVERIFIED)), None)
+        target = out / PORTRAIT_FILE
+        if target.is_file():
+            target.unlink()
+        if chosen is not None:
+            shutil.copyfile(out / chosen.path, target)
+            chosen.extra.update(output=PORTRAIT_FILE)
+        finish_set(out, trigger=args.trigger, views=[view], candidates=candidates, grounding=[],
+                   engine_name=engine.name, settings=filter_settings, written=[], title="Canonical portrait",
+                   training_config=False, extra_record={"photo": str(photo), "tiny": args.tiny,
+                                                        "portrait": PORTRAIT_FILE if chosen else None},
+                   notes=_canonical_notes(chosen, args))
+    if chosen is None:
+        log.error("no portrait passed the identity and pose check; see %s", out / "report.md")
+        return EXIT_INCOMPLETE
+    log.info("portrait: %s (%s); report: %s", target, chosen.status, out / "report.md")
+    return EXIT_OK if code == EXIT_OK else EXIT_INCOMPLETE
+
+
+def _canonical_notes(chosen, args) -> list[str]:
+    notes = _tiny_notes(args)
+    if chosen is None:
+        notes.append("No candidate passed: no `portrait.png` was written. Try more `--candidates` or another photo.")
+    else:
+        notes.append(f"`{PORTRAIT_FILE}` is `{chosen.path}` ({chosen.status}"
+                     + (f", identity {chosen.similarity:.3f}" if chosen.similarity is not None else "") + ").")
+    return notes
