@@ -216,13 +216,14 @@ def select(candidates: Sequence[Candidate], settings: FilterSettings) -> None:
 
 
 def _mark_unverified(candidates: Sequence[Candidate], per_view: int) -> None:
-    """Unverified runs: the first K candidates of each view (by seed) are written anyway."""
+    """Unverified runs: the first K generated candidates of each view (by seed) are written anyway
+    (a candidate whose image is missing cannot be)."""
     taken: dict[str, int] = {}
     for c in sorted(candidates, key=lambda c: (c.view.name, c.seed)):
         if c.status == KEPT:                      # cannot happen on faceless images; kept if it does
             taken[c.view.name] = taken.get(c.view.name, 0) + 1
     for c in sorted(candidates, key=lambda c: (c.view.name, c.seed)):
-        if c.status != KEPT and taken.get(c.view.name, 0) < per_view:
+        if c.status != KEPT and c.filter_reason != "unreadable" and taken.get(c.view.name, 0) < per_view:
             taken[c.view.name] = taken.get(c.view.name, 0) + 1
             c.status, c.reason = UNVERIFIED, None
 
