@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..overrides import Override, apply_overrides, resolve_node, set_input
+from ..overrides import Override, apply_overrides, get_input, resolve_node, set_input
 from .jobs import Job, job_id_for
 from .spec import Prompt, has_node
 
@@ -31,7 +31,7 @@ BASE_WORKFLOW = WORKFLOWS_DIR / "01_base_api.json"
 #: where per-job values go in the workflows (node title, input)
 PROMPT, SEED, REFERENCE, SAVE = ("Positive prompt", "text"), ("Seed", "noise_seed"), ("Reference image", "image"), \
     ("Save", "filename_prefix")
-HEAD_POSE = "Head pose"
+HEAD_POSE, LATENT = "Head pose", "Latent"
 SYNTHESIS_CONFIG, GROUNDING_CONFIG = "synthesis", "grounding"
 
 
@@ -68,12 +68,18 @@ class JobSettings:
 
 def _finish_job(graph: dict, *, config: str, prompt: Prompt, seed: int, params: tuple, file: str, block: int,
                 settings: JobSettings, order: int, pose: str) -> Job:
+    """Tiny profile, then the overrides that name a node of this graph (the base workflow has no
+    ``Head pose``), then the head pose drawn at the latent's size, then the id and output prefix."""
     if settings.tiny:
         from ..tiny_profile import adapt_for_tiny
 
         graph = adapt_for_tiny(graph)
-    if settings.overrides:
-        graph = apply_overrides(graph, settings.overrides)
+    overrides = [o for o in settings.overrides if has_node(graph, o.node)]
+    if overrides:
+        graph = apply_overrides(graph, overrides)
+    if has_node(graph, HEAD_POSE) and has_node(graph, LATENT):
+        for side in ("width", "height"):
+            set_input(graph, HEAD_POSE, side, get_input(graph, LATENT, side), in_place=True)
     save_node = resolve_node(graph, SAVE[0])
     job_id = job_id_for(config, prompt, seed, params, graph, save_node)
     set_input(graph, save_node, SAVE[1], f"pulid_studio_{config}/{job_id}", in_place=True)
@@ -89,6 +95,9 @@ def candidate_jobs(workflow: dict, views: Sequence, seeds: Sequence[int], subjec
     for node, what in ((PROMPT[0], "the prompt"), (SEED[0], "the seed"), (HEAD_POSE, "the view's head pose"),
                        (REFERENCE[0], "the portrait"), (SAVE[0], "the output")):
         _require(workflow, workflow_path, node, what)
+    unknown = [str(o.node) for o in settings.overrides if not has_node(workflow, o.node)]
+    if unknown:
+        raise PlanError(f"--set names node(s) {', '.join(unknown)} that {workflow_path} does not have")
     jobs = []
     for block, view in enumerate(views, 1):
         prompt = Prompt(index=block, tag=view.name, text=view.prompt(subject), composition=view.framing)

@@ -63,6 +63,8 @@ def _tile(candidate: Candidate) -> np.ndarray:
     draw = ImageDraw.Draw(canvas)
     draw.rectangle([1, 1, TILE - 2, TILE - 2], outline=color, width=4)
     label = candidate.status if candidate.status in STATUS_COLORS else (candidate.reason or "rejected")
+    if candidate.status == UNVERIFIED and candidate.filter_reason:
+        label += f" ({candidate.filter_reason})"
     sim = "" if candidate.similarity is None else f" {candidate.similarity:.2f}"
     draw.text((4, TILE + 2), f"s{candidate.seed} {label}{sim}", fill=color)
     if candidate.pose is not None:
