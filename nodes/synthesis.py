@@ -12,10 +12,10 @@ from ..pulid_flux import pose as posekit
 from ..pulid_flux.dataset.analysis import detect_faces
 from ..pulid_flux.dataset.options import SHOT_TYPES
 from ..pulid_flux.dataset.scene import describe_scene, geometric_caption, subject_head_pose
-from ..pulid_flux.images import to_uint8
 from ..pulid_flux.pose.head_view import VIEW_FRAMINGS, head_view_pose
 from ..pulid_flux.synthesis import Candidate, FilterSettings, View, filter_candidates, portrait_subject
 from ..pulid_flux.synthesis.keep_filter import KEPT
+from .dataset import _first, _frames
 from .pose import to_image_batch
 from .previews import image_preview, persistent_ui
 from .types import FaceEngineType, PoseKeypointType, category, display_name, node_id
@@ -24,26 +24,6 @@ log = logging.getLogger(__name__)
 
 CATEGORY = category("Dataset")
 DETECT_MAX_SIDE = 1024
-
-
-def _frames(images) -> list:
-    """RGB uint8 frames from IMAGE inputs (one batch tensor, or a list of them of different sizes)."""
-    if images is None:
-        return []
-    batches = [images] if isinstance(images, torch.Tensor) else list(images)
-    frames = []
-    for batch in batches:
-        if batch.ndim != 4 or batch.shape[-1] not in (3, 4):
-            raise ValueError(f"expected IMAGE batches (B, H, W, 3), got shape {tuple(batch.shape)}")
-        frames.extend(to_uint8(frame[..., :3]) for frame in batch)
-    return frames
-
-
-def _first(value, default=None):
-    """Widget values arrive as one-element lists on list-input nodes."""
-    if isinstance(value, list):
-        return value[0] if value else default
-    return default if value is None else value
 
 
 class HeadPoseView(io.ComfyNode):
