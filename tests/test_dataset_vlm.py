@@ -164,3 +164,28 @@ def test_prepare_with_the_vlm_end_to_end(endpoint, tmp_path, faces_dir):
     assert code == 1
     assert len(errors) == 1 and "cannot reach the VLM endpoint" in errors[0].getMessage()
     assert not list((tmp_path / "out2" / "dataset").iterdir())          # nothing half-written
+
+
+def test_synthesized_set_captions_through_the_vlm(endpoint, tmp_path):
+    """synthesize's captions go through the same check: a wrong side is replaced and recorded."""
+    from PIL import Image
+
+    from pulid_flux.synthesis import FilterSettings, View, plan_candidates, write_training_images
+    from pulid_flux.synthesis.keep_filter import select
+
+    out = tmp_path / "out"
+    candidates = plan_candidates([View("front", yaw=0.0), View("turned", yaw=40.0)], [1])
+    for c in candidates:
+        (out / c.path).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(IMAGE).save(out / c.path)
+        c.phash, c.filter_reason = 0, "no_face"
+    select(candidates, FilterSettings(per_view=1, verify=False))            # both written unverified
+    endpoint.answer = "ohwx man, on the right, three-quarter view, portrait"   # the view asks for the center
+    write_training_images(out, candidates, TRIGGER, vlm=VLMClient(endpoint.url, "fake-vl"), portrait=IMAGE)
+    for c in candidates:
+        assert c.extra["caption_source"] == "geometric" and "puts the subject on the right" in c.extra["caption_warning"]
+        assert (out / c.extra["output"]).with_suffix(".txt").read_text().startswith("ohwx man, in the center, ")
+    assert len(endpoint.requests) == 2
+    endpoint.answer = "ohwx man, in the center, head turned, studio"
+    write_training_images(out, candidates, TRIGGER, vlm=VLMClient(endpoint.url, "fake-vl"), portrait=IMAGE)
+    assert all(c.extra["caption"] == endpoint.answer and c.extra["caption_source"] == "vlm" for c in candidates)

@@ -119,14 +119,15 @@ def _previous_outputs(out: Path) -> set[str]:
         return set()
 
 
-def reset_owned_folder(out: Path, name: str) -> Path:
-    """``out/name`` empty, removing only the files the previous run recorded (anything else: error)."""
+def reset_owned_folder(out: Path, name: str, ours: set[str] = frozenset()) -> Path:
+    """``out/name`` empty, removing only the files the previous run recorded and the file names this
+    run writes (``ours``: a run that stopped before its record was written); anything else: error."""
     folder = out / name
     if folder.exists() and not folder.is_dir():
         raise PulidError(f"{folder} exists and is not a folder")
     if folder.is_dir():
-        for relative in _previous_outputs(out):
-            path = out / relative
+        previous = {out / relative for relative in _previous_outputs(out)} | {folder / n for n in ours}
+        for path in previous:
             if path.parent.resolve() == folder.resolve() and path.is_file():
                 path.unlink()
         leftover = sorted(p.name for p in folder.iterdir())
@@ -162,7 +163,7 @@ def write_training_images(out, candidates: Sequence[Candidate], trigger: str, *,
     """Copy the kept / unverified candidates into ``train/`` with their captions; returns the written paths."""
     out = Path(out)
     trigger = check_trigger(trigger)
-    folder = reset_owned_folder(out, TRAIN_DIR)
+    folder = reset_owned_folder(out, TRAIN_DIR, {f"{c.name}{ext}" for c in candidates for ext in (".png", CAPTION_SUFFIX)})
     written = []
     for c in sorted(candidates, key=lambda c: (c.view.name, c.seed)):
         if c.status not in (KEPT, UNVERIFIED):
@@ -184,7 +185,7 @@ def write_grounding_images(out, items: Sequence[GroundingImage], engine: FaceEng
                            *, detect_max_side: int = 1024) -> list[str]:
     """Check every generated grounding image is not the subject and write those into ``reg/``."""
     out = Path(out)
-    folder = reset_owned_folder(out, REG_DIR)
+    folder = reset_owned_folder(out, REG_DIR, {f"{g.name}{ext}" for g in items for ext in (".png", CAPTION_SUFFIX)})
     written = []
     for item in items:
         image = _read(out, item.path)
