@@ -271,3 +271,18 @@ def test_unverified_set_writes_k_per_view_and_fakes_no_pass(tmp_path, engine, su
     record = json.loads((out / "synthesis.json").read_text())
     assert record["verified"] is False
     assert all(c["status"] != KEPT and c["filter_reason"] for c in record["candidates"])
+
+
+def test_subject_from_several_references(engine, photos):
+    from pulid_flux.errors import NoFaceError
+    from pulid_flux.synthesis import references_subject
+
+    noise = np.random.default_rng(3).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    subject = references_subject([("a", photos("obama_01.jpg")), ("b", photos("obama_04.jpg")), ("n", noise)],
+                                 engine, required=False)
+    assert subject.members == ["a", "b"] and subject.threshold == 0.92
+    from pulid_flux.dataset.analysis import detect_faces
+    assert subject.similarities(detect_faces(engine, photos("obama_02.jpg"), 1024))[0] > 0.92
+    with pytest.raises(NoFaceError, match="n: no face found by dlib"):
+        references_subject([("a", photos("obama_01.jpg")), ("n", noise)], engine, required=True)
+    assert references_subject([("n", noise)], engine, required=False) is None

@@ -14,7 +14,8 @@ Generating the candidates is the run engine's job (``pulid-studio dataset synthe
 
 from .assemble import (CONFIG_YAML, CONTACT_SHEET, COVERAGE_CSV, RECORD_JSON, REG_DIR, REPORT_MD, TRAIN_DIR,
                        candidate_file, finish_set, grounding_file, judge_candidates, plan_candidates,
-                       portrait_subject, write_grounding_images, write_training_images)
+                       portrait_subject, references_subject, write_grounding_images,
+                       write_training_images)
 from .grounding import GroundingImage, check_not_subject, class_phrase, grounding_plan
 from .keep_filter import (ENGINE_VIEW_LIMITS, IDENTITY_THRESHOLDS, KEPT, REJECTED, UNVERIFIED, Candidate,
                           FilterSettings, filter_candidates, identity_threshold, view_limit)
@@ -24,6 +25,7 @@ from .views import (DISTANCES, SAMPLE_VIEWS, View, ViewPlanError, canonical_view
 __all__ = [
     "CONFIG_YAML", "CONTACT_SHEET", "COVERAGE_CSV", "RECORD_JSON", "REG_DIR", "REPORT_MD", "TRAIN_DIR",
     "candidate_file", "finish_set", "grounding_file", "judge_candidates", "plan_candidates", "portrait_subject",
+    "references_subject",
     "write_grounding_images", "write_training_images",
     "GroundingImage", "check_not_subject", "class_phrase", "grounding_plan",
     "ENGINE_VIEW_LIMITS", "IDENTITY_THRESHOLDS", "KEPT", "REJECTED", "UNVERIFIED", "Candidate", "FilterSettings",

@@ -71,14 +71,27 @@ def plan_candidates(views: Sequence[View], seeds: Sequence[int]) -> list[Candida
 def portrait_subject(portrait: np.ndarray, engine: FaceEngine, *, name: str, required: bool,
                      detect_max_side: int = 1024) -> Subject | None:
     """The subject as the portrait's largest face; NoFaceError when ``required`` and there is none."""
-    faces = detect_faces(engine, portrait, detect_max_side)
-    if not faces:
-        message = f"{name}: no face found by {engine.name} in the portrait"
+    return references_subject([(name, portrait)], engine, required=required, detect_max_side=detect_max_side)
+
+
+def references_subject(images: Sequence[tuple[str, np.ndarray]], engine: FaceEngine, *, required: bool,
+                       detect_max_side: int = 1024) -> Subject | None:
+    """The subject as the centroid of the largest face of each (name, RGB image): the portrait and any
+    further photos. A photo without a face is an error when ``required`` (else a warning), and None
+    is returned when no photo has one."""
+    named = []
+    for name, image in images:
+        faces = detect_faces(engine, image, detect_max_side)
+        if faces:
+            named.append((name, faces[0]))
+            continue
+        message = f"{name}: no face found by {engine.name}"
         if required:
             raise NoFaceError(message + "; give a photo where the face is clearly visible")
-        log.warning("%s; identity cannot be checked", message)
+        log.warning("%s; it is left out of the identity check", message)
+    if not named:
         return None
-    return subject_from_faces([(name, faces[0])], identity_threshold(engine.name, View("frontal")), engine.name)
+    return subject_from_faces(named, identity_threshold(engine.name, View("frontal")), engine.name)
 
 
 def _read(out: Path, relative: str | None) -> np.ndarray | None:
