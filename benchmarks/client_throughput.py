@@ -57,7 +57,7 @@ def measure(records: list[dict]) -> dict:
 
 
 def run(comfyui: str, prompts: int = 3) -> dict:
-    from api_client.runner.launch import DEFAULT_TINY_MODELS, launch, prepare_tiny_models
+    from api_client.runner.execution.launch import DEFAULT_TINY_MODELS, launch, prepare_tiny_models
 
     models = prepare_tiny_models(Path(os.environ.get("PULID_STUDIO_TINY_MODELS", DEFAULT_TINY_MODELS)))
     work = Path(tempfile.mkdtemp(prefix="pulid_bench_client_"))

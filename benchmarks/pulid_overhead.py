@@ -76,8 +76,8 @@ def run(scale: int, repeats: int, img: int, txt: int, comfyui: str, threads: int
     if threads:
         torch.set_num_threads(threads)
     layers, ops = import_comfy(comfyui)
-    from pulid_flux.ca import PerceiverAttentionCA
-    from pulid_flux.inject import Injection, PulidBlockHook
+    from pulid_flux.engine.ca import PerceiverAttentionCA
+    from pulid_flux.engine.inject import Injection, PulidBlockHook
 
     torch.manual_seed(0)
     d = dims(scale)

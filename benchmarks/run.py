@@ -31,10 +31,10 @@ def bench_overhead(comfyui: str) -> dict:
 
 
 def bench_encode() -> dict:
-    from pulid_flux.eva import EvaVisionTower
+    from pulid_flux.engine.eva import EvaVisionTower
     from pulid_flux.face import load_bisenet, load_engine
-    from pulid_flux.face.encode import EncodeCache, FaceModels, encode_identity
-    from pulid_flux.model import PulidFlux
+    from pulid_flux.engine.encoder import EncodeCache, FaceModels, encode_identity
+    from pulid_flux.engine.model import PulidFlux
     from pulid_flux.tiny import build_tiny_models
     from pulid_flux.tiny.insightface_pack import paint_faces
 

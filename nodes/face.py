@@ -2,40 +2,38 @@
 
 import logging
 
+import comfy.model_management as mm
+import comfy.model_patcher
+import folder_paths
 import numpy as np
 import torch
 from comfy_api.v0_0_2 import io, ui
 
-import comfy.model_management as mm
-import comfy.model_patcher
-import folder_paths
-
-from ..pulid_flux.errors import PulidWeightsError
+from ..pulid_flux.engine.encoder import (
+    FUSIONS,
+    EncodeCache,
+    FaceModels,
+    encode_identity,
+)
 from ..pulid_flux.face import FACE_ORDERS, load_bisenet, load_engine
-from ..pulid_flux.face.encode import FUSIONS, EncodeCache, FaceModels, encode_identity
-from ..pulid_flux.face.insightface_engine import find_pack_dir
 from ..pulid_flux.images import to_uint8
 from . import paths
 from .previews import in_executor, persistent_ui, save_temp_images, thumbnail
-from .types import (EvaClipType, FaceEngineType, FaceParserType, PulidFluxType, PulidIdentityType, category,
-                    display_name, node_id)
+from .types import (
+    EvaClipType,
+    FaceEngineType,
+    FaceParserType,
+    PulidFluxType,
+    PulidIdentityType,
+    category,
+    display_name,
+    node_id,
+)
 
 log = logging.getLogger(__name__)
 
 LICENSE_TIP = ("insightface's pretrained models (antelopev2, buffalo_l) are for non-commercial research only; "
                "dlib's models are not so restricted.")
-
-
-def _insightface_pack_dir(pack: str):
-    errors = []
-    for root in folder_paths.get_folder_paths(paths.INSIGHTFACE):
-        try:
-            return find_pack_dir(root, pack)
-        except (FileNotFoundError, PulidWeightsError) as exc:
-            errors.append(str(exc))
-    raise FileNotFoundError(f"insightface pack '{pack}' not found in any insightface folder "
-                            f"({'; '.join(errors) or 'no insightface folder registered'}); put its .onnx files "
-                            f"in models/insightface/models/{pack}/")
 
 
 class LoadFaceEngine(io.ComfyNode):
@@ -68,7 +66,7 @@ class LoadFaceEngine(io.ComfyNode):
     @classmethod
     def execute(cls, engine, pack="antelopev2", provider="auto", det_size=640, dlib_detector="hog") -> io.NodeOutput:
         if engine == "insightface":
-            return io.NodeOutput(load_engine("insightface", pack_dir=_insightface_pack_dir(pack), device=provider,
+            return io.NodeOutput(load_engine("insightface", pack_dir=paths.insightface_pack_dir(pack), device=provider,
                                              det_size=det_size))
         return io.NodeOutput(load_engine("dlib", detector=dlib_detector))
 

@@ -6,7 +6,7 @@ from comfy_api.v0_0_2 import io, ui
 
 import folder_paths
 
-from ..pulid_flux.identity import load_identity, save_identity
+from ..pulid_flux.engine.identity import load_identity, save_identity
 from . import paths
 from .types import PulidIdentityType, category, display_name, node_id
 

@@ -53,3 +53,22 @@ def insightface_packs() -> list[str]:
         if os.path.isdir(models):
             packs.update(d for d in os.listdir(models) if os.path.isdir(os.path.join(models, d)))
     return sorted(packs) or ["antelopev2"]
+
+
+def insightface_pack_dir(pack: str):
+    """The folder holding ``pack``'s .onnx files: the first insightface folder (``models/insightface``,
+    then any ``extra_model_paths.yaml`` entry) where :func:`find_pack_dir` finds it. Every node that
+    loads a pack goes through here."""
+    from ..pulid_flux.errors import PulidWeightsError
+    from ..pulid_flux.face.insightface_engine import find_pack_dir
+
+    problems = []
+    for root in folder_paths.get_folder_paths(INSIGHTFACE):
+        try:
+            return find_pack_dir(root, pack)
+        except PulidWeightsError as exc:
+            problems.append(exc.problem)
+    raise PulidWeightsError(f"models/insightface/models/{pack}",
+                            f"insightface pack {pack!r} not found in any insightface folder "
+                            f"({'; '.join(problems) or 'no insightface folder registered'}); put its .onnx files in "
+                            f"models/insightface/models/{pack}/")

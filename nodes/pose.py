@@ -87,27 +87,6 @@ def describe_loaded_controlnet(control_net) -> posekit.ControlNetDescription:
     return posekit.ControlNetDescription("other")
 
 
-def attach_control(positive, negative, control_net, hint, strength, start_percent, end_percent, vae):
-    """Put ``control_net`` with ``hint`` (B, C, H, W) on every conditioning entry, chaining any
-    ControlNet already there; one copy per distinct previous net, shared by positive and negative."""
-    by_previous = {}
-    out = []
-    for conditioning in (positive, negative):
-        entries = []
-        for embedding, options in conditioning:
-            options = options.copy()
-            previous = options.get("control", None)
-            if previous not in by_previous:
-                net = control_net.copy().set_cond_hint(hint, strength, (start_percent, end_percent), vae=vae)
-                net.set_previous_controlnet(previous)
-                by_previous[previous] = net
-            options["control"] = by_previous[previous]
-            options["control_apply_to_uncond"] = False
-            entries.append([embedding, options])
-        out.append(entries)
-    return out[0], out[1]
-
-
 def _hint_scale(control_net, vae) -> int:
     """Latent-to-pixel factor the ControlNet resizes its hint to at sampling time."""
     ratio = int(getattr(control_net, "compression_ratio", 8))
@@ -425,8 +404,11 @@ class ApplyPoseControlNet(io.ComfyNode):
         net = control_net.copy()
         if mode is not None:
             net.set_extra_arg("control_type", [mode])
-        positive, negative = attach_control(positive, negative, net, hint_image.movedim(-1, 1), strength,
-                                            start_percent, end_percent, vae)
+        # Core's Apply ControlNet (Advanced) puts the net on every entry and chains nets already there.
+        from nodes import ControlNetApplyAdvanced    # ComfyUI's own top-level ``nodes`` module
+
+        positive, negative = ControlNetApplyAdvanced().apply_controlnet(positive, negative, net, hint_image, strength,
+                                                                        start_percent, end_percent, vae=vae)
         return io.NodeOutput(positive, negative, hint_image, info, ui=preview)
 
     @staticmethod

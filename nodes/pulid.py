@@ -8,8 +8,8 @@ from comfy_api.v0_0_2 import io
 import comfy.model_management as mm
 import folder_paths
 
-from ..pulid_flux.inject import UNCOND_MODES, apply_pulid
-from ..pulid_flux.model import PulidFlux
+from ..pulid_flux.engine.inject import UNCOND_MODES, apply_pulid
+from ..pulid_flux.engine.model import PulidFlux
 from . import paths
 from .types import EvaClipType, PulidFluxType, PulidIdentityType, category, display_name, node_id
 
@@ -80,7 +80,7 @@ class LoadEvaClip(io.ComfyNode):
 
     @classmethod
     def execute(cls, eva_file, dtype="auto") -> io.NodeOutput:
-        from ..pulid_flux.eva import EvaVisionTower
+        from ..pulid_flux.engine.eva import EvaVisionTower
         path = folder_paths.get_full_path_or_raise(paths.EVA, eva_file)
         tower = EvaVisionTower.from_file(path, device=mm.unet_offload_device(), dtype=resolve_dtype(dtype))
         return io.NodeOutput(tower)

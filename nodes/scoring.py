@@ -2,12 +2,10 @@
 
 import logging
 
-import folder_paths
 import numpy as np
 import torch
 from comfy_api.v0_0_2 import io, ui
 
-from ..pulid_flux.errors import PulidWeightsError
 from ..pulid_flux.face import load_engine
 from ..pulid_flux.images import to_uint8
 from ..pulid_flux.scoring import ScoringRun, score_batch, wrap_engine
@@ -25,17 +23,6 @@ def _frames(batch, what: str) -> list[np.ndarray]:
         shape = None if batch is None else tuple(batch.shape)
         raise ValueError(f"{what}: expected an IMAGE batch (B, H, W, 3), got {shape}")
     return [to_uint8(frame[..., :3]) for frame in batch]
-
-
-def _insightface_engine(pack: str):
-    """The pack from the first insightface folder that holds it (ComfyUI's models/insightface and extras)."""
-    errors = []
-    for root in folder_paths.get_folder_paths(paths.INSIGHTFACE):
-        try:
-            return load_engine("insightface", root=root, pack=pack)
-        except PulidWeightsError as exc:
-            errors.append(str(exc))
-    raise PulidWeightsError(pack, "insightface model pack not found; " + " | ".join(errors))
 
 
 class ScoreIdentity(io.ComfyNode):
@@ -83,7 +70,8 @@ class ScoreIdentity(io.ComfyNode):
         if face_engine is not None:
             scoring_engine = wrap_engine(face_engine)
         elif engine == "insightface":
-            scoring_engine = wrap_engine(_insightface_engine(insightface_pack), "insightface")
+            pack_dir = paths.insightface_pack_dir(insightface_pack)
+            scoring_engine = wrap_engine(load_engine("insightface", pack_dir=pack_dir), "insightface")
         elif engine == "dlib":
             scoring_engine = wrap_engine(load_engine("dlib"), "dlib")
         else:

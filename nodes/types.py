@@ -6,7 +6,7 @@ CATEGORY = "PuLID-Flux Studio"
 
 PulidFluxType = io.Custom("PULID_FLUX")            # pulid_flux.PulidFlux (+ its ModelPatcher)
 PulidIdentityType = io.Custom("PULID_IDENTITY")    # pulid_flux.PulidIdentity
-EvaClipType = io.Custom("PULID_EVA_CLIP")          # pulid_flux.eva.EvaVisionTower holder
+EvaClipType = io.Custom("PULID_EVA_CLIP")          # pulid_flux.engine.eva.EvaVisionTower holder
 FaceEngineType = io.Custom("PULID_FACE_ENGINE")    # pulid_flux.face engine
 FaceParserType = io.Custom("PULID_FACE_PARSER")    # BiSeNet parser holder
 PoseKeypointType = io.Custom("POSE_KEYPOINT")      # comfyui_controlnet_aux / core layout

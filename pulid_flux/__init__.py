@@ -2,15 +2,24 @@
 
 Importable without ComfyUI. The ComfyUI glue lives in the pack's ``nodes/`` package. Names are
 resolved lazily, so ``import pulid_flux.pose`` (or the client's CLI) does not pay for torch.
+
+Layers (``docs/architecture.md``): the base (:mod:`.errors`, :mod:`.images`, :mod:`.weights`), the
+face pipeline (:mod:`.face`), the PuLID engine (:mod:`.engine`), and the features (:mod:`.pose`,
+:mod:`.dataset`, :mod:`.scoring`, :mod:`.tiny`). Modules that moved keep their old import path
+with a DeprecationWarning (:mod:`._moved`).
 """
 
 import importlib
 
+from . import _moved
+
+_moved.install(__name__)
+
 _EXPORTS = {
-    "PulidFlux": ".model",
-    "PulidIdentity": ".identity",
-    "save_identity": ".identity",
-    "load_identity": ".identity",
+    "PulidFlux": ".engine.model",
+    "PulidIdentity": ".engine.identity",
+    "save_identity": ".engine.identity",
+    "load_identity": ".engine.identity",
     "PulidError": ".errors",
     "PulidWeightsError": ".errors",
     "NoFaceError": ".errors",

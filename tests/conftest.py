@@ -6,25 +6,38 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("PULID_STUDIO_SHARED", ROOT.parent / "shared"))
-GOLDEN = SHARED / "golden" / "pulid_flux_a"
-FACES = SHARED / "faces"
+SHARED_ENV = "PULID_STUDIO_SHARED"
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is missing (the shared test data sits beside the repo as ../shared)")
-    return path
+class SharedData:
+    """The shared test data (golden tensors, real face photos): ``../shared`` beside the repo, or the
+    folder named by $PULID_STUDIO_SHARED. Every test that needs it goes through :meth:`require`, so
+    without the data each one skips saying which file is missing and how to provide it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def require(self, relative: str) -> Path:
+        path = self.root / relative
+        if not path.exists():
+            pytest.skip(f"needs the shared test data: {path} is missing (place the shared folder beside the "
+                        f"repo as ../shared, or set {SHARED_ENV} to it)")
+        return path
 
 
 @pytest.fixture(scope="session")
-def golden_dir() -> Path:
-    return _require(GOLDEN)
+def shared_data() -> SharedData:
+    return SharedData(Path(os.environ.get(SHARED_ENV, ROOT.parent / "shared")))
 
 
 @pytest.fixture(scope="session")
-def faces_dir() -> Path:
-    return _require(FACES)
+def golden_dir(shared_data) -> Path:
+    return shared_data.require("golden/pulid_flux_a")
+
+
+@pytest.fixture(scope="session")
+def faces_dir(shared_data) -> Path:
+    return shared_data.require("faces")
 
 
 @pytest.fixture(scope="session")

@@ -103,7 +103,7 @@ def test_preview_nodes_keep_their_ui_when_cached(pack, name):
 
 
 def test_face_picker_payload(pack, temp_dir):
-    from pulid_flux.face.encode import ImageStatus
+    from pulid_flux.engine.encoder import ImageStatus
 
     statuses = [ImageStatus("image 1", True, 2, "left_to_right", 1, bbox=[300.0, 10.0, 380.0, 90.0], score=0.9,
                             image_size=(800, 600), face_boxes=[[10.0, 10.0, 90.0, 90.0], [300.0, 10.0, 380.0, 90.0]]),

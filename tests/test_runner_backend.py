@@ -1,19 +1,19 @@
 """The ComfyUI backend's event bookkeeping (several prompts on one websocket) and the model preflight."""
 
 import pytest
-from test_runner_fakes import FakeJob
+from runner_fakes import FakeJob
 
 from api_client.errors import ComfyConnectionError, WorkflowValidationError
 from api_client.events import Event
-from api_client.runner.comfy_backend import ComfyBackend
-from api_client.runner.preflight import (
+from api_client.runner.execution.comfy_backend import ComfyBackend
+from api_client.runner.execution.preflight import (
     PreflightError,
     check_face_packs,
     check_graphs,
     combo_options,
     format_problems,
 )
-from api_client.runner.scheduler import JobRejected, ServerGone
+from api_client.runner.execution.scheduler import JobRejected, ServerGone
 
 
 class Stream:

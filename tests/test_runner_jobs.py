@@ -8,14 +8,14 @@ import pytest
 import yaml
 
 from api_client.overrides import parse_override
-from api_client.runner.jobs import (
+from api_client.runner.plan import canonical_graph
+from api_client.runner.sources.ablation.jobs import (
     Selection,
     bypass_nodes,
-    canonical_graph,
     config_chain,
     expand_jobs,
 )
-from api_client.runner.spec import SpecError, load_spec
+from api_client.runner.sources.ablation.spec import SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"

@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
-from test_runner_fakes import FakeComfyBackends
+from runner_fakes import FakeComfyBackends
 
-from api_client.runner import comfy_backend, main
+from api_client.runner import main
+from api_client.runner.execution import comfy_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "workflows" / "ablation.yaml"
@@ -75,7 +76,7 @@ def test_report_needs_a_run_folder(tmp_path, caplog):
 
 
 def test_scoring_failure_keeps_the_run_and_says_what_to_do(tmp_path, tiny_pack, monkeypatch, caplog):
-    from test_runner_fakes import png_bytes
+    from runner_fakes import png_bytes
 
     monkeypatch.setattr(comfy_backend, "ComfyBackend", FakeComfyBackends(ticks=1))
     gray = tmp_path / "gray.png"

@@ -9,11 +9,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_runner_fakes import FakeComfyBackends, png_bytes
+from runner_fakes import FakeComfyBackends, png_bytes
 
-import api_client.runner.launch as launch_module
-from api_client.runner import comfy_backend, main
-from api_client.runner.manifest import RunManifest, write_atomic, write_gallery_manifest
+import api_client.runner.execution.launch as launch_module
+from api_client.runner import main
+from api_client.runner.execution import comfy_backend
+from api_client.runner.execution.manifest import RunManifest, write_gallery_manifest
+from api_client.runner.files import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "workflows" / "ablation.yaml"

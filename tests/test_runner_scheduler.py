@@ -3,9 +3,9 @@
 from collections import Counter
 
 import pytest
-from test_runner_fakes import FakeJob, FakeServer, RecordingSink, make_jobs
+from runner_fakes import FakeJob, FakeServer, RecordingSink, make_jobs
 
-from api_client.runner.scheduler import JobPool, Scheduler
+from api_client.runner.execution.scheduler import JobPool, Scheduler
 
 
 def run(servers, jobs, **kwargs):

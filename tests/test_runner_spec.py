@@ -6,7 +6,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from api_client.runner.spec import SpecError, load_spec, parse_spec, tag_problem
+from api_client.runner.sources.ablation.spec import (
+    SpecError,
+    load_spec,
+    parse_spec,
+    tag_problem,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "workflows"
@@ -46,7 +51,7 @@ def test_shipped_spec_reproduces_the_comparison():
     assert len(spec.prompts) == 9
     assert len({p.tag for p in spec.prompts}) == 9
     assert [p.index for p in spec.prompts] == list(range(1, 10))
-    from api_client.runner.jobs import pose_for
+    from api_client.runner.sources.ablation.jobs import pose_for
 
     poses = [pose_for(p) for p in spec.prompts]
     assert {"headshot", "portrait", "medium"} <= set(poses)
@@ -85,6 +90,12 @@ def test_minimal_spec_defaults(tmp_path):
      "unknown composition tag"),
     ({"inputs": {"prompt": "NoDot"}}, "inputs.prompt", "<node title or id>.<input>"),
     ({"inputs": {"seed": "Nope.noise_seed"}}, "inputs.seed", "no node with id or title 'Nope'"),
+    ({"inputs": {"negative": "Negative.text"}}, "inputs.negative",
+     "unknown key; expected one of pose, prompt, reference, save, seed"),
+    ({"prompts": ["a park"]}, "prompts[0]", "expected a mapping with tag and text, got 'a park'"),
+    ({"prompts": None}, "prompts", "expected a non-empty list of {tag, text[, composition]}, got None"),
+    ({"reference": 3}, "reference", "expected an image path or a list of paths"),
+    ({"reference": ["me.jpg", ""]}, "reference[1]", "expected a non-empty string"),
 ])
 def test_top_level_errors(tmp_path, change, key, expected):
     error = error_for(tmp_path, minimal(**change))
@@ -119,7 +130,19 @@ def config_error(tmp_path, config: dict) -> SpecError:
       "sweeps": [{"mode": "zip", "params": {"PuLID.weight": [0.1, 0.2], "PuLID.start_at": [0.0]}}]},
      ".sweeps[0].params", "zip needs lists of equal length"),
     ({"name": "x", "workflow": "03_lora_pulid_api.json", "sweeps": [{"mode": "random", "params": {}}]},
-     ".sweeps[0].mode", "expected cartesian or zip"),
+     ".sweeps[0].mode", "expected one of cartesian, zip, got 'random'"),
+    ({"name": "x", "workflow": "03_lora_pulid_api.json", "sweeps": [{"enabled": "yes", "params": {"PuLID.weight": [1]}}]},
+     ".sweeps[0].enabled", "expected true or false, got 'yes'"),
+    ({"name": "x", "workflow": "01_base_api.json", "overides": {}}, ".overides",
+     "unknown key; expected one of description, name, overrides, rule, sweeps, workflow"),
+    ({"name": "x", "workflow": "01_base_api.json", "overrides": 3}, ".overrides",
+     "expected a mapping {'Node.input': value} or a list of 'Node.input=value'"),
+    ({"name": "x", "workflow": "01_base_api.json", "overrides": {"NoDot": 3}}, ".overrides['NoDot']",
+     "expected '<node title or id>.<input>'"),
+    ({"name": "x", "workflow": "04_full_api.json", "rule": {"only_for": ["full_body"], "otherwise": "bypass",
+                                                             "bypass": {"Pose ControlNet": {"first": "positive"}}}},
+     ".rule.bypass['Pose ControlNet']['first']", "expected an integer output slot"),
+    ({"workflow": "01_base_api.json"}, "configs[0].name", "missing; expected a folder-safe config name"),
     ({"name": "x", "workflow": "03_lora_pulid_api.json", "sweeps": [{"params": {"PuLID.weight": 0.4}}]},
      ".sweeps[0].params['PuLID.weight']", "expected a non-empty list of values"),
     ({"name": "x", "workflow": "03_lora_pulid_api.json", "sweeps": [{"params": {"PuLID.weight": [0.4, 0.4]}}]},
@@ -136,6 +159,18 @@ def test_config_errors(tmp_path, config, key_part, expected):
     error = config_error(tmp_path, config)
     assert error.key.startswith("configs[0]") and error.key.endswith(key_part), error.key
     assert expected in str(error)
+
+
+def test_missing_key_and_every_other_problem_are_named(tmp_path):
+    data = minimal(seeds=[-1])
+    del data["prompts"]
+    data["configs"][1]["rule"] = {"only_for": [], "otherwise": "skip"}
+    error = error_for(tmp_path, data)
+    assert error.key == "seeds[0]" and "expected a non-negative integer, got -1" in str(error)
+    also = str(error).split("\n")[1:]
+    assert also == ["  also configs[1] (03_lora_pulid).rule.only_for: expected at least one pose-bank entry "
+                    "(e.g. [full_body]), got []",
+                    "  also prompts: missing; expected a non-empty list of {tag, text[, composition]}"]
 
 
 def test_workflow_without_the_prompt_node_is_refused(tmp_path):

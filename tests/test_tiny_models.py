@@ -289,9 +289,9 @@ def test_build_rejects_unknown_names_and_missing_eva_source(tmp_path):
 
 
 def test_generated_eva_and_face_models_load(tmp_path):
-    from pulid_flux.eva import EvaVisionTower
+    from pulid_flux.engine.eva import EvaVisionTower
     from pulid_flux.face import load_bisenet, load_engine
-    from pulid_flux.model import PulidFlux
+    from pulid_flux.engine.model import PulidFlux
 
     files = build_tiny_models(tmp_path, include=["eva", "bisenet", "insightface", "pulid"])
     tower = EvaVisionTower.from_file(files["eva"])

@@ -1,8 +1,9 @@
 """Write the shipped comparison workflows (UI format + API-format twin) from one description.
 
 The four workflows share most of their graph, so they are described once here and written out with
-the server's /object_info (for widget order), which keeps the UI files loadable in the canvas and the
-API twins equal to what the frontend would queue. Run after changing a node's inputs:
+the server's /object_info (for widget order), which keeps the UI files loadable in the canvas. The
+API twins are the UI files converted by the client's own converter (``api_client.ui_to_api``, the
+frontend's rules), so they equal what the frontend would queue. Run after changing a node's inputs:
 
     python tools/build_workflows.py --server http://127.0.0.1:8188
     python tools/build_workflows.py --comfyui "$COMFYUI_PATH"     # starts a throw-away server
@@ -17,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))   # this checkout's api_client, not an installed copy
+from api_client import ui_to_api  # noqa: E402
+
 OUT = ROOT / "workflows"
 LINK_TYPES_ARE_UPPER = True
 
@@ -154,25 +158,24 @@ def _inputs(info: dict):
             yield name, specs[name]
 
 
-def to_api(g: dict[int, Node], object_info: dict) -> dict:
-    prompt = {}
+def check_widgets(g: dict[int, Node], object_info: dict) -> None:
     for n in g.values():
-        info = object_info[n.cls]
-        inputs = {}
-        for name, spec in _inputs(info):
-            if name in n.links:
-                src, slot = n.links[name]
-                inputs[name] = [str(src), slot]
-            elif name in n.widgets:
-                inputs[name] = n.widgets[name]
-            elif _is_widget(spec) and "default" in (spec[1] if len(spec) > 1 else {}):
-                inputs[name] = spec[1]["default"]
-        unknown = set(n.widgets) - {name for name, _ in _inputs(info)} - {"upload"}
+        unknown = set(n.widgets) - {name for name, _ in _inputs(object_info[n.cls])} - {"upload"}
         if unknown:
             raise KeyError(f"node {n.id} ({n.cls}) has no inputs {sorted(unknown)}")
-        prompt[str(n.id)] = {"class_type": n.cls, "inputs": inputs,
-                             "_meta": {"title": n.title or info.get("display_name") or n.cls}}
-    return prompt
+
+
+def to_api(ui: dict, object_info: dict) -> dict:
+    """The UI workflow as the frontend would queue it, nodes by id and inputs in the node's own order
+    (so a regenerated file differs only where the graph does)."""
+    prompt = ui_to_api(ui, object_info)
+    ordered = {}
+    for node_id in sorted(prompt, key=int):
+        node = prompt[node_id]
+        order = [name for name, _ in _inputs(object_info[node["class_type"]])]
+        inputs = dict(sorted(node["inputs"].items(), key=lambda item: order.index(item[0])))
+        ordered[node_id] = {"class_type": node["class_type"], "inputs": inputs, "_meta": node["_meta"]}
+    return ordered
 
 
 COLUMN_WIDTH, NODE_WIDTH, GAP = 460, 400, 50
@@ -265,7 +268,9 @@ def write_all(object_info: dict, out_dir: Path = OUT, only=None) -> list[Path]:
         if only and name not in only:
             continue
         g = build()
-        for suffix, data in (("", to_ui(g, object_info)), ("_api", to_api(g, object_info))):
+        check_widgets(g, object_info)
+        ui = to_ui(g, object_info)
+        for suffix, data in (("", ui), ("_api", to_api(ui, object_info))):
             path = out_dir / f"{name}{suffix}.json"
             path.write_text(json.dumps(data, indent=1) + "\n")
             written.append(path)

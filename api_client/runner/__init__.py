@@ -1,16 +1,24 @@
-"""Ablation runner: a YAML spec of configs x prompts x seeds x sweeps, run over ComfyUI servers.
+"""The headless runner: plans of jobs (from a plan source) run over ComfyUI servers, then reported.
 
-``pulid-studio run | ablate | report`` (see :mod:`.commands`); the pieces: :mod:`.spec` (the file
-format and its validation), :mod:`.jobs` (expansion, ids, file names, order), :mod:`.scheduler`
-(pipelined, cache-aware dispatch over servers), :mod:`.comfy_backend` (one ComfyUI server),
-:mod:`.manifest` (resume records), :mod:`.preflight` (missing models), :mod:`.launch` (a local
-server, ``--tiny``), :mod:`.report` (scores and ``report.md``). Nothing here imports torch.
+Layers (``docs/architecture.md``): :mod:`.plan` (the typed run plan, the output folder's layout),
+:mod:`.sources` (where jobs come from: :mod:`.sources.ablation`, the ablation spec), :mod:`.execution`
+(the engine: lock, resume, scheduler, servers), :mod:`.reporting` (scores and ``report.md``) and
+:mod:`.commands` (``pulid-studio run | ablate | report``). Nothing here imports torch.
 """
 
 from .commands import add_parsers, main
-from .jobs import Job, Selection, expand_jobs
-from .scheduler import Finished, JobPool, JobRejected, Scheduler, ServerGone
-from .spec import Spec, SpecError, load_spec, parse_spec
+from .execution.scheduler import Finished, JobPool, JobRejected, Scheduler, ServerGone
+from .plan import Job, Prompt, RunInfo, RunPlan
+from .sources import PlanSource, RunRequest
+from .sources.ablation import (
+           Selection,
+           Spec,
+           SpecError,
+           expand_jobs,
+           load_spec,
+           parse_spec,
+)
 
-__all__ = ["Finished", "Job", "JobPool", "JobRejected", "Scheduler", "Selection", "ServerGone", "Spec", "SpecError",
-           "add_parsers", "expand_jobs", "load_spec", "main", "parse_spec"]
+__all__ = ["Finished", "Job", "JobPool", "JobRejected", "PlanSource", "Prompt", "RunInfo", "RunPlan", "RunRequest",
+           "Scheduler", "Selection", "ServerGone", "Spec", "SpecError", "add_parsers", "expand_jobs", "load_spec",
+           "main", "parse_spec"]

@@ -1,8 +1,9 @@
 """Face library: detection engines (insightface, dlib), face choice, alignment, parsing.
 
 ``load_engine(name, **options)`` returns a :class:`FaceEngine` whose ``detect(image)`` gives
-:class:`Face` records (bbox, 5 keypoints, score, raw and normalised embedding). Identity encoding
-(faces -> PuLID tokens) is in :mod:`pulid_flux.face.encode`.
+:class:`Face` records (bbox, 5 keypoints, score, raw and normalised embedding). This package knows
+nothing of PuLID: identity encoding (faces -> PuLID tokens) is the engine's
+(:mod:`pulid_flux.engine.encoder`), which uses these pieces.
 
 Licences: insightface's pretrained models are for non-commercial research only; dlib's models are
 not so restricted (except the optional 68-point landmark model).

@@ -2,7 +2,7 @@
 
 The golden tiny tower is only in the test data; ``--tiny`` runs on a user's machine need one too.
 Real depth (24 blocks, so hidden states 4..20 exist), 24x24 patches of 14 px (577 tokens), width 128
-(heads of 64), SwiGLU with sub-LN, a 768-d head: what :class:`pulid_flux.eva.EvaVisionTower` reads.
+(heads of 64), SwiGLU with sub-LN, a 768-d head: what :class:`pulid_flux.engine.eva.EvaVisionTower` reads.
 """
 
 from dataclasses import dataclass

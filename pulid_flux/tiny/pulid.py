@@ -9,7 +9,7 @@ Sizes: 20 adapters (one per Flux double block 0, 2, ..., 18 and single block 0, 
 19/38-block tiny Flux) of width 128 (the tiny Flux hidden size), reading ID tokens of width
 ``token_dim``; an IDFormer fed by 1280-d ``id_cond`` (ArcFace 512 + EVA CLS 768) and five EVA
 hidden states 128 wide (the golden tiny EVA02-CLIP). :meth:`pulid_flux.PulidFlux.from_file` infers
-every size from the shapes; head counts follow :func:`pulid_flux.attention.official_heads`
+every size from the shapes; head counts follow :func:`pulid_flux.engine.attention.official_heads`
 (projections narrower than 1024 use heads of width 16).
 """
 

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from pulid_flux import PulidFlux, PulidIdentity
 from pulid_flux.errors import PulidError
-from pulid_flux.inject import apply_pulid
+from pulid_flux.engine.inject import apply_pulid
 
 pytestmark = pytest.mark.integration
 

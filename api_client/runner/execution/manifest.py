@@ -14,41 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..files import write_json_atomic
+from ..plan import GALLERY, GALLERY_MANIFEST, MANIFEST
+
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.jsonl"
-GALLERY_MANIFEST = "manifest.json"
 DONE, FAILED, INTERRUPTED = "done", "failed", "interrupted"
-
-
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    return write_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
 
 
 class RunManifest:
@@ -135,4 +111,4 @@ def gallery_rows(jobs: Iterable, finished: Mapping[str, Mapping[str, Any]]) -> l
 
 
 def write_gallery_manifest(out_dir: str | Path, jobs: Iterable, finished: Mapping[str, Mapping[str, Any]]) -> Path:
-    return write_json_atomic(Path(out_dir) / "gallery" / GALLERY_MANIFEST, gallery_rows(jobs, finished))
+    return write_json_atomic(Path(out_dir) / GALLERY / GALLERY_MANIFEST, gallery_rows(jobs, finished))

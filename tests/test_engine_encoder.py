@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pulid_flux import NoFaceError, PulidError, PulidFlux
-from pulid_flux.eva import EvaVisionTower, face_features_image
+from pulid_flux.engine.eva import EvaVisionTower, face_features_image
 from pulid_flux.face import (
     align_ffhq,
     load_bisenet,
@@ -13,7 +13,7 @@ from pulid_flux.face import (
     norm_crop,
     parse_labels,
 )
-from pulid_flux.face.encode import (
+from pulid_flux.engine.encoder import (
     EncodeCache,
     FaceModels,
     encode_identity,

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import PulidWeightsError
-from .weights import read_state_dict
+from ..errors import PulidWeightsError
+from ..weights import read_state_dict
 
 __all__ = [
     "BACKGROUND_LABELS",

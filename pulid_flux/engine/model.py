@@ -7,11 +7,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import PulidWeightsError
+from ..weights import read_state_dict
 from .attention import official_heads
 from .ca import PerceiverAttentionCA
-from .errors import PulidWeightsError
 from .idformer import IDFormer, IDFormerConfig
-from .weights import read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class PulidFlux(nn.Module):
     """``encoder`` (IDFormer) turns face features into ID tokens; ``ca[k]`` injects them into Flux.
 
     ``ca[0..]`` are tied to Flux double blocks 0, 2, 4, … first, then single blocks 0, 4, 8, …
-    (see :mod:`pulid_flux.inject`).
+    (see :mod:`pulid_flux.engine.inject`).
     """
 
     def __init__(self, encoder: IDFormer, ca: nn.ModuleList, source: str = "<memory>"):

@@ -1,9 +1,11 @@
-"""Jobs: one image each (config x prompt x seed x sweep variant), their ids, file names and order.
+"""The ablation spec's jobs: one image each (config x prompt x seed x sweep variant), their file names
+and order.
 
-The job id hashes everything that decides the image: the config name, the prompt (index, tag,
-text), the seed, the swept parameters and the final API prompt (workflow content after every
-override, without titles and without the output file prefix). Re-running a spec therefore finds
-its finished jobs again, and any change to a workflow, override or prompt makes new jobs.
+The job id (:func:`..plan.job_id_for`) hashes everything that decides the image: the config name,
+the prompt (index, tag, text), the seed, the swept parameters and the final API prompt (workflow
+content after every override, without titles and without the output file prefix). Re-running a
+spec therefore finds its finished jobs again, and any change to a workflow, override or prompt
+makes new jobs.
 
 Order (what keeps ComfyUI's cache warm): prompts first (every config of a prompt reuses that
 prompt's text encoding), then the configs in a chain where each shares the most graph with the
@@ -19,53 +21,14 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ..overrides import Override, apply_overrides, resolve_node, set_input
-from .spec import Config, Param, Prompt, Spec, SpecError, has_node
+from ....overrides import Override, apply_overrides, resolve_node, set_input
+from ...plan import GALLERY, Job, Prompt, job_id_for
+from .spec import Config, Param, Spec, SpecError, has_node
 
 log = logging.getLogger(__name__)
-
-GALLERY = "gallery"
-
-
-@dataclass(frozen=True)
-class Job:
-    job_id: str
-    config: str
-    prompt: Prompt
-    seed: int
-    params: tuple[tuple[str, Any], ...]     # (spec key, value) of the swept parameters
-    pose: str                               # the prompt's pose-bank entry
-    full_body: bool
-    rule: str                               # "as-is", "bypass" or "run" (see spec rules)
-    graph: dict = field(compare=False, repr=False)
-    save_node: str | None = None
-    file: str = ""                          # relative to the output folder: gallery/<config>/<name>.png
-    block: int = 0                          # jobs of one block share a prompt (scheduling affinity)
-    order: int = 0
-    config_rank: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.file.rsplit("/", 1)[-1]
-
-    @property
-    def label(self) -> str:
-        return f"{self.config}/{self.name}"
-
-    def describe(self) -> dict:
-        """The job's fields as written to the run manifest."""
-        return {"job_id": self.job_id, "config": self.config, "index": self.prompt.index, "tag": self.prompt.tag,
-                "prompt": self.prompt.text, "composition": self.pose, "full_body": self.full_body,
-                "rule": self.rule, "seed": self.seed, "params": dict(self.params), "file": self.file,
-                "text_nodes": self.text_nodes}
-
-    @property
-    def text_nodes(self) -> list[str]:
-        """Ids of the graph's text-encode nodes (to count how often the prompt was encoded)."""
-        return [n for n, node in self.graph.items() if "TextEncode" in str(node.get("class_type", ""))]
 
 
 @dataclass(frozen=True)
@@ -118,24 +81,6 @@ def sweep_variants(config: Config, selection: Selection) -> list[Variant]:
             if combo not in variants:
                 variants.append(tuple(combo))
     return variants or [()]
-
-
-def canonical_graph(graph: Mapping[str, Any], save_node: str | None) -> dict:
-    """The graph as hashed: no titles, no output prefix (neither changes the image)."""
-    result = {}
-    for node_id, node in graph.items():
-        inputs = dict(node.get("inputs") or {})
-        if node_id == save_node:
-            inputs.pop("filename_prefix", None)
-        result[str(node_id)] = {"class_type": node["class_type"], "inputs": inputs}
-    return result
-
-
-def job_id_for(config: str, prompt: Prompt, seed: int, params: Sequence[tuple[str, Any]], graph: Mapping,
-               save_node: str | None) -> str:
-    payload = {"config": config, "prompt": [prompt.index, prompt.tag, prompt.text], "seed": seed,
-               "params": [[k, v] for k, v in params], "graph": canonical_graph(graph, save_node)}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def bypass_nodes(graph: Mapping[str, Any], bypass: Mapping[str, Mapping[int, str]]) -> dict:
@@ -289,7 +234,7 @@ def _make_job(spec: Spec, config: Config, prompt: Prompt, seed: int, variant, po
     if selection.reference_image is not None and has_node(graph, inputs["reference"].node):
         set_input(graph, inputs["reference"].node, inputs["reference"].input, selection.reference_image, in_place=True)
     if selection.tiny:
-        from ..tiny_profile import adapt_for_tiny
+        from ....tiny_profile import adapt_for_tiny
 
         graph = adapt_for_tiny(graph)
     if selection.overrides:

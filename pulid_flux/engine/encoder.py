@@ -9,7 +9,7 @@ Per image (official ``pipeline_flux.get_id_embedding``, with one face choice for
    face there, the recognizer runs on the 112x112 ArcFace crop made from the chosen face's keypoints
    (the official fallback, which uses facexlib's crop when insightface finds no face);
 4. align the chosen face to the FFHQ 512 template, parse it with BiSeNet, paint it gray on white
-   (:func:`pulid_flux.eva.face_features_image`) and run EVA: L2-normalised CLS + 5 hidden states;
+   (:func:`pulid_flux.engine.eva.face_features_image`) and run EVA: L2-normalised CLS + 5 hidden states;
 5. ``id_cond = [ArcFace 512 | EVA CLS 768]`` -> IDFormer -> ID tokens (1, 32, 2048).
 
 Several images are fused into one token set (``FUSIONS``); the uncond tokens (IDFormer on zeros)
@@ -32,14 +32,14 @@ import numpy as np
 import torch
 
 from ..errors import NoFaceError, PulidError
-from ..eva import EvaVisionTower, face_features_image
-from ..identity import PulidIdentity
+from ..face.align import align_ffhq, norm_crop
+from ..face.choice import FACE_ORDERS, choose_face, match_face, sort_faces
+from ..face.faces import Face, FaceEngine, as_rgb_uint8
+from ..face.parsing import BiSeNet, parse_labels
 from ..images import content_hash
-from ..model import PulidFlux
-from .align import align_ffhq, norm_crop
-from .choice import FACE_ORDERS, choose_face, match_face, sort_faces
-from .faces import Face, FaceEngine, as_rgb_uint8
-from .parsing import BiSeNet, parse_labels
+from .eva import EvaVisionTower, face_features_image
+from .identity import PulidIdentity
+from .model import PulidFlux
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .manifest import GALLERY_MANIFEST, write_atomic, write_json_atomic
+from ..files import write_atomic, write_json_atomic
+from ..plan import GALLERY, GALLERY_MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def score(out_dir: Path, *, reference: Sequence[Path], engines: Sequence[str], m
     from pulid_flux.scoring import EngineOptions, score_gallery
 
     options = EngineOptions(models_dir=models_dir, device="cpu") if models_dir else EngineOptions()
-    gallery = Path(out_dir) / "gallery"
+    gallery = Path(out_dir) / GALLERY
     manifest = gallery / GALLERY_MANIFEST
     return score_gallery(gallery, [str(p) for p in reference], out_dir, engines=tuple(engines), options=options,
                          manifest=manifest if manifest.is_file() else None, configs=list(configs))

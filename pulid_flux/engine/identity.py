@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import IdentityFormatError
+from ..errors import IdentityFormatError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import torch
 
 from pulid_flux import PulidFlux
 from pulid_flux.errors import PulidError
-from pulid_flux.inject import Injection, PulidBlockHook, hook_positions
+from pulid_flux.engine.inject import Injection, PulidBlockHook, hook_positions
 
 TXT, IMG, DIM = 5, 12, 128
 

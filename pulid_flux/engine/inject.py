@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .errors import PulidError
+from ..errors import PulidError
 from .identity import PulidIdentity
 from .model import PulidFlux
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..errors import ComfyClientError
+from ...errors import ComfyClientError
 
 log = logging.getLogger(__name__)
 

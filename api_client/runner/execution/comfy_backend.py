@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import ComfyClient
-from ..errors import (
+from ...client import ComfyClient
+from ...errors import (
     ComfyClientError,
     ComfyConnectionError,
     ComfyHTTPError,
     WorkflowValidationError,
 )
-from ..transport import RetryPolicy
+from ...transport import RetryPolicy
 from .scheduler import Finished, JobRejected, ServerGone
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ import logging
 import time
 from collections.abc import Mapping
 
-from .manifest import DONE, FAILED, INTERRUPTED, RunManifest, now, write_atomic
+from ..files import write_atomic
+from .manifest import DONE, FAILED, INTERRUPTED, RunManifest, now
 from .scheduler import Attempt, Finished
 
 log = logging.getLogger(__name__)

@@ -8,21 +8,18 @@ skips the API nodes and runs on the CPU when the machine has no NVIDIA device.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..local_server import LocalComfyUI
+from ...local_server import LocalComfyUI
 
 log = logging.getLogger(__name__)
 
-PACK_ROOT = Path(__file__).resolve().parents[2]
+PACK_ROOT = Path(__file__).resolve().parents[3]     # the repository (api_client/runner/execution/launch.py)
 PACK_NAME = "pulid_flux_studio"
 DEFAULT_TINY_MODELS = Path.home() / ".cache" / "pulid_studio" / "tiny_models"
-TINY_REFERENCE_CELL = (9, 8)
 
 
 def has_nvidia_gpu() -> bool:
@@ -85,19 +82,3 @@ def prepare_tiny_models(models_dir: Path) -> Path:
     log.info("tiny models in %s (reused when already built)", models_dir)
     build_tiny_models(models_dir)
     return models_dir
-
-
-def tiny_reference_png() -> bytes:
-    """A synthetic reference the tiny insightface pack sees one face in."""
-    from PIL import Image
-
-    from pulid_flux.tiny.insightface_pack import paint_faces
-
-    buffer = io.BytesIO()
-    Image.fromarray(paint_faces(640, 640, [TINY_REFERENCE_CELL])).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def upload_name(data: bytes, suffix: str) -> str:
-    """A content-addressed upload name, so every server (and every run) uses the same value."""
-    return f"ref_{hashlib.sha256(data).hexdigest()[:16]}{suffix.lower()}"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from pulid_flux import PulidFlux
-from pulid_flux.eva import EvaVisionTower
+from pulid_flux.engine.eva import EvaVisionTower
 from pulid_flux.face import load_bisenet, load_engine
-from pulid_flux.face.encode import FaceModels, encode_identity
+from pulid_flux.engine.encoder import FaceModels, encode_identity
 from pulid_flux.tiny import insightface_pack as synth
 from pulid_flux.tiny.bisenet import save_random_bisenet
 from pulid_flux.tiny.pulid import pulid_state_dict

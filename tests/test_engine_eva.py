@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pulid_flux.errors import PulidWeightsError
-from pulid_flux.eva import (
+from pulid_flux.engine.eva import (
     BACKGROUND_LABELS,
     HIDDEN_BLOCKS,
     OPENAI_CLIP_MEAN,

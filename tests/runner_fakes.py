@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from api_client.runner.scheduler import Finished, JobRejected, ServerGone
+from api_client.runner.execution.scheduler import Finished, JobRejected, ServerGone
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,106 @@
+"""The servers of a run: a launched local ComfyUI and/or the given URLs, each checked and given the
+reference before the scheduler spreads the jobs over them."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import ComfyHTTPError
+from ..errors import RunnerError
+from ..plan import UPLOAD_SUBFOLDER, Job, RunPlan
+from .manifest import RunManifest
+
+log = logging.getLogger("api_client.runner")
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    urls: tuple[str, ...] = ()             # --server, in order
+    launch: Path | None = None             # --launch COMFYUI_PATH: a local server for the run
+    depth: int = 2                         # prompts kept queued per server
+    quiet: bool = False                    # no progress lines
+
+
+def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options: ServerOptions) -> bool:
+    """Run ``todo`` on the servers; True when the user interrupted it."""
+    from .comfy_backend import ComfyBackend
+    from .launch import launch, prepare_tiny_models
+    from .results import Progress, ResultWriter
+    from .scheduler import Scheduler, ServerGone
+
+    urls = list(options.urls)
+    if not urls and not options.launch:
+        raise RunnerError("no server: pass --server URL (repeatable) or --launch COMFYUI_PATH")
+    with contextlib.ExitStack() as stack:
+        if options.launch:
+            models_dirs = [prepare_tiny_models(plan.tiny_models)] if plan.tiny else [Path(options.launch) / "models"]
+            logs = plan.out / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            server = launch(options.launch, models_dirs=models_dirs, single_thread=plan.tiny,
+                            log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
+            stack.callback(server.stop)
+            urls.insert(0, server.url)
+        backends = []
+        for url in urls:
+            backend = ComfyBackend(url)
+            try:
+                backend.open()
+            except ServerGone as exc:
+                log.error("skipping server %s: %s", url, exc)
+                continue
+            stack.callback(backend.close)
+            backends.append(backend)
+        if not backends:
+            raise RunnerError("none of the servers answers: " + ", ".join(urls))
+        backends = prepare_servers(backends, plan, todo)
+        progress = None if options.quiet else Progress(len(plan.jobs), [b.name for b in backends],
+                                                       already_done=len(plan.jobs) - len(todo))
+        scheduler = Scheduler(backends, ResultWriter(manifest), depth=options.depth, progress=progress)
+        outcome = scheduler.run(todo)
+        log.info("submitted per server: %s", ", ".join(f"{k}: {v}" for k, v in outcome.submissions.items()))
+        if outcome.was_interrupted:
+            log.warning("interrupted: %d job(s) cancelled; run the same command again to resume", len(outcome.interrupted))
+        return outcome.was_interrupted
+
+
+def prepare_servers(backends: list, plan: RunPlan, todo: Sequence[Job]) -> list:
+    """Upload the reference to each server and check it has every node and model file; servers that
+    fail the check are dropped (all failing is an error listing what is missing)."""
+    from .preflight import PreflightError, check_face_packs, check_graphs
+
+    usable, errors = [], []
+    for backend in backends:
+        if plan.reference.data is not None:
+            answer = backend.client.upload_image(plan.reference.data, filename=plan.reference.upload_name,
+                                                 subfolder=UPLOAD_SUBFOLDER, overwrite=True)
+            if answer.get("name") != plan.reference.upload_name:
+                raise RunnerError(f"{backend.name} stored the reference as {answer.get('name')!r}, expected "
+                                  f"{plan.reference.upload_name!r}")
+        object_info = backend.client.object_info(refresh=True)
+        problems = check_graphs(((job.config, job.graph) for job in todo), object_info)
+        listing = model_listing(backend, "insightface")
+        if listing is not None:
+            problems += check_face_packs(((job.config, job.graph) for job in todo), listing)
+        if problems:
+            errors.append(PreflightError(backend.name, problems))
+            continue
+        usable.append(backend)
+    if not usable:
+        raise errors[0]
+    for error in errors:
+        log.error("%s\n(this server is left out)", error)
+    return usable
+
+
+def model_listing(backend, folder: str) -> list[str] | None:
+    """``GET /models/<folder>`` (None when the server cannot list it)."""
+    try:
+        listing = backend.client.http.get_json(f"/models/{folder}")
+    except ComfyHTTPError:
+        return None
+    return [str(f) for f in listing] if isinstance(listing, list) else None
