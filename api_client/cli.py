@@ -108,7 +108,7 @@ def _register_library_placeholders(subparsers: argparse._SubParsersAction) -> No
 def _library_extensions(name: str) -> dict:
     """Sub-commands the client adds to a library command (they drive ComfyUI servers)."""
     if name == "dataset":
-        from .runner.synthesis import register
+        from .runner.dataset_commands import register
         return {"extra_commands": [register]}
     return {}
 

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from api_client.overrides import get_input, parse_override
-from api_client.runner.spec import load_spec
-from api_client.runner.synthesis import write_sweep_spec
-from api_client.runner.synthesis_plan import (BASE_WORKFLOW, SYNTHESIS_WORKFLOW, JobSettings, PlanError,
+from api_client.runner import load_spec
+from api_client.runner.dataset_commands import write_sweep_spec
+from api_client.runner.sources.synthesis import (BASE_WORKFLOW, SYNTHESIS_WORKFLOW, JobSettings, PlanError,
                                               candidate_jobs, grounding_jobs, load_workflow)
 from pulid_flux.synthesis import (SAMPLE_VIEWS, GroundingImage, candidate_file, default_view_plan, grounding_file,
                                   tiny_view_plan)

@@ -10,6 +10,6 @@ ComfyUI server), :mod:`.results` (images and manifest lines of finished jobs, pr
 
 from .lock import exclusive
 from .run import RunResult, finished_jobs, gallery_records, read_run_info, run_plan
-from .servers import ServerOptions
+from .servers import ServerOptions, launch_local
 
-__all__ = ["RunResult", "ServerOptions", "exclusive", "finished_jobs", "gallery_records", "read_run_info", "run_plan"]
+__all__ = ["RunResult", "ServerOptions", "exclusive", "finished_jobs", "gallery_records", "launch_local", "read_run_info", "run_plan"]

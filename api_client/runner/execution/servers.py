@@ -29,7 +29,6 @@ class ServerOptions:
 def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options: ServerOptions) -> bool:
     """Run ``todo`` on the servers; True when the user interrupted it."""
     from .comfy_backend import ComfyBackend
-    from .launch import launch, prepare_tiny_models
     from .results import Progress, ResultWriter
     from .scheduler import Scheduler, ServerGone
 
@@ -38,11 +37,7 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
         raise RunnerError("no server: pass --server URL (repeatable) or --launch COMFYUI_PATH")
     with contextlib.ExitStack() as stack:
         if options.launch:
-            models_dirs = [prepare_tiny_models(plan.tiny_models)] if plan.tiny else [Path(options.launch) / "models"]
-            logs = plan.out / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            server = launch(options.launch, models_dirs=models_dirs, single_thread=plan.tiny,
-                            log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
+            server = launch_local(plan, options.launch)
             stack.callback(server.stop)
             urls.insert(0, server.url)
         backends = []
@@ -66,6 +61,18 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
         if outcome.was_interrupted:
             log.warning("interrupted: %d job(s) cancelled; run the same command again to resume", len(outcome.interrupted))
         return outcome.was_interrupted
+
+
+def launch_local(plan: RunPlan, comfyui_path: Path):
+    """Start the run's local ComfyUI (``--launch``) on the plan's models (the tiny ones with ``--tiny``),
+    logging to ``OUT/logs``; the caller stops it."""
+    from .launch import launch, prepare_tiny_models
+
+    models_dirs = [prepare_tiny_models(plan.tiny_models)] if plan.tiny else [Path(comfyui_path) / "models"]
+    logs = plan.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return launch(comfyui_path, models_dirs=models_dirs, single_thread=plan.tiny,
+                  log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
 
 
 def prepare_servers(backends: list, plan: RunPlan, todo: Sequence[Job]) -> list:

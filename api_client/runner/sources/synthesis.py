@@ -1,17 +1,19 @@
-"""The synthesis plan source: view plan x candidate seeds -> run-engine jobs, and grounding jobs.
+"""The synthesis plan source: a view plan x candidate seeds -> a :class:`~..plan.RunPlan`, and the
+grounding images' plan.
 
-Jobs are the run engine's :class:`~.jobs.Job` (ids hashed from the final graph, so a re-run finds
+Jobs are the run engine's :class:`~..plan.Job` (ids hashed from the final graph, so a re-run finds
 its finished jobs in the manifest and any change to a view, seed, workflow or override makes new
 ones). Each view is one block (its jobs share a prompt, so one server encodes its text once).
 
 * Candidate jobs run the shipped ``05_synthesis`` workflow (PuLID + pose ControlNet, no LoRA): the
   view's prompt (with the class phrase: PuLID supplies the identity), the seed, the uploaded portrait
-  and the view's head pose and framing on the ``Head pose`` node. The image lands at
-  ``candidates/<view>/<view>_s<seed>.png``.
+  and the view's head pose and framing on the ``Head pose`` node, drawn at the latent's size. The
+  image lands at ``candidates/<view>/<view>_s<seed>.png``.
 * Grounding jobs run ``01_base`` (the base model alone: no LoRA, no PuLID) with trigger-free
   prompts; images land at ``grounding/reg_NNNN.png``.
 
-Nothing here imports torch or the face library.
+Views and grounding items are :mod:`pulid_flux.synthesis` objects the command line passes in; this
+module only describes jobs (it imports neither the library nor the engine).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..overrides import Override, apply_overrides, get_input, resolve_node, set_input
-from .jobs import Job, job_id_for
-from .spec import Prompt, has_node
+from ...overrides import Override, apply_overrides, get_input, resolve_node, set_input
+from ..errors import RunnerError
+from ..plan import Job, Prompt, Reference, RunInfo, RunPlan, job_id_for
+from . import RunRequest, resolve_reference
+from .ablation.spec import has_node
 
-WORKFLOWS_DIR = Path(__file__).resolve().parents[2] / "workflows"
+WORKFLOWS_DIR = Path(__file__).resolve().parents[3] / "workflows"
 SYNTHESIS_WORKFLOW = WORKFLOWS_DIR / "05_synthesis_api.json"
 BASE_WORKFLOW = WORKFLOWS_DIR / "01_base_api.json"
 #: where per-job values go in the workflows (node title, input)
@@ -35,7 +39,7 @@ HEAD_POSE, LATENT = "Head pose", "Latent"
 SYNTHESIS_CONFIG, GROUNDING_CONFIG = "synthesis", "grounding"
 
 
-class PlanError(ValueError):
+class PlanError(RunnerError):
     """A workflow or override that the synthesis plan cannot use."""
 
 
@@ -71,7 +75,7 @@ def _finish_job(graph: dict, *, config: str, prompt: Prompt, seed: int, params: 
     """Tiny profile, then the overrides that name a node of this graph (the base workflow has no
     ``Head pose``), then the head pose drawn at the latent's size, then the id and output prefix."""
     if settings.tiny:
-        from ..tiny_profile import adapt_for_tiny
+        from ...tiny_profile import adapt_for_tiny
 
         graph = adapt_for_tiny(graph)
     overrides = [o for o in settings.overrides if has_node(graph, o.node)]
@@ -131,3 +135,45 @@ def grounding_jobs(workflow: dict, items: Sequence, settings: JobSettings, *, wo
         jobs.append(_finish_job(graph, config=GROUNDING_CONFIG, prompt=prompt, seed=int(item.seed), params=(),
                                 file=item.path, block=n, settings=settings, order=n - 1, pose="none"))
     return jobs
+
+
+# ------------------------------------------------------------------------------------ run plans
+
+
+def pulid_reference(request: RunRequest) -> Reference:
+    """What PuLID gets: the portrait (the request's first reference), or with ``--tiny`` the synthetic
+    face the tiny face pack sees (the portrait is still what the local filter compares with)."""
+    if request.tiny:
+        return resolve_reference(RunRequest(out=request.out, tiny=True))
+    return resolve_reference(request)
+
+
+def job_settings(request: RunRequest, reference: Reference, overrides: Sequence[Override]) -> JobSettings:
+    return JobSettings(reference_image=reference.image_value, tiny=request.tiny, overrides=tuple(overrides))
+
+
+def run_info(request: RunRequest, *, what: str, source_file: Path, selection: dict) -> RunInfo:
+    return RunInfo(source="synthesis", spec=str(source_file), spec_name=what, tiny=request.tiny,
+                   tiny_models=str(request.tiny_models) if request.tiny and request.tiny_models else None,
+                   reference=tuple(str(p) for p in request.references),
+                   launch=str(request.launch.resolve()) if request.launch else None,
+                   selection=selection, configs=(SYNTHESIS_CONFIG, GROUNDING_CONFIG))
+
+
+def candidates_plan(request: RunRequest, views: Sequence, seeds: Sequence[int], subject: str, *, workflow_path,
+                    overrides: Sequence[Override], info: RunInfo, file_for) -> RunPlan:
+    """The candidate views' plan (``file_for(view, seed)``: each image's path in the output folder)."""
+    reference = pulid_reference(request)
+    jobs = candidate_jobs(load_workflow(workflow_path), views, seeds, subject,
+                          job_settings(request, reference, overrides), workflow_path=workflow_path, file_for=file_for)
+    return RunPlan(out=request.out, jobs=tuple(jobs), all_jobs=tuple(jobs), reference=reference, info=info)
+
+
+def grounding_plan(request: RunRequest, items: Sequence, *, workflow_path, overrides: Sequence[Override],
+                   before: RunPlan) -> RunPlan:
+    """The grounding images' plan; its ``all_jobs`` keep ``before``'s (the candidates), so the engine
+    treats the folder as one run."""
+    jobs = grounding_jobs(load_workflow(workflow_path), items, job_settings(request, before.reference, overrides),
+                          workflow_path=workflow_path)
+    return RunPlan(out=request.out, jobs=tuple(jobs), all_jobs=before.all_jobs + tuple(jobs),
+                   reference=before.reference, info=before.info)

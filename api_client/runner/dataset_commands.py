@@ -9,12 +9,12 @@
   ``DIR/reg/``; then ``ai-toolkit.yaml``, ``coverage.csv``, ``report.md``, ``contact_sheet.jpg`` and
   ``sweep.yaml`` (the sample prompts as a spec the checkpoint sweep and the comparison can run).
 
-Both run their jobs through the run engine (pipelined over ``--server`` URLs or a ``--launch``ed
-ComfyUI, resumable: a re-run skips finished jobs and starts no server when nothing is left) and
-filter locally with the chosen face engine. ``--tiny``: tiny random-weight models; the images hold no
-faces, so the filter records its decisions and the first K candidates per view are written marked
-unverified (PuLID gets the synthetic tiny reference, which the tiny face pack can see; the portrait
-itself is what the local filter compares with).
+The jobs come from the synthesis plan source (:mod:`.sources.synthesis`) and run on the execution
+engine like every run (pipelined over ``--server`` URLs or a ``--launch``ed ComfyUI, resumable: a
+re-run skips finished jobs and starts no server when nothing is left; one launched server serves
+both the views and the grounding images). The filter runs here, with the chosen face engine.
+``--tiny``: tiny random-weight models; the images hold no faces, so the filter records its decisions
+and the first K candidates per view are written marked unverified.
 """
 
 from __future__ import annotations
@@ -22,15 +22,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import time
+import shutil
+import sys
 from pathlib import Path
 
 from ..errors import ComfyClientError, OverrideError
-from .commands import (EXIT_ERROR, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, Reference, RunnerError,
-                       _configure_logging, _exclusive, _interruptible, _prepare_servers)
-from .manifest import RunManifest, write_atomic
-from .synthesis_plan import (BASE_WORKFLOW, SYNTHESIS_WORKFLOW, WORKFLOWS_DIR, JobSettings, PlanError,
-                             candidate_jobs, grounding_jobs, load_workflow)
+from . import execution
+from .commands import (EXIT_ERROR, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, _add_run_arguments, _configure_logging,
+                       _interruptible, _request)
+from .errors import RunnerError
+from .plan import RunPlan
+from .sources import RunRequest
+from .sources.synthesis import (BASE_WORKFLOW, SYNTHESIS_WORKFLOW, WORKFLOWS_DIR, candidates_plan, grounding_plan,
+                                run_info)
 
 log = logging.getLogger("api_client.runner")
 
@@ -51,15 +55,7 @@ def _positive_int(text: str) -> int:
 
 
 def _add_common(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--server", action="append", default=[], metavar="URL",
-                        help="ComfyUI server to use (repeatable; jobs are spread over all of them)")
-    parser.add_argument("--launch", metavar="COMFYUI_PATH",
-                        help="start a local ComfyUI from this checkout for the run (stopped afterwards)")
-    parser.add_argument("--tiny", action="store_true",
-                        help="smoke test: tiny random-weight models (images hold no faces: written unverified)")
-    parser.add_argument("--tiny-models", metavar="DIR", default=None,
-                        help="where --tiny builds its models (default ~/.cache/pulid_studio/tiny_models)")
+    _add_run_arguments(parser)
     parser.add_argument("--candidates", type=_positive_int, default=None, metavar="N",
                         help=f"{what} generated per view (default {DEFAULTS['candidates']}, "
                              f"--tiny {TINY_DEFAULTS['candidates']})")
@@ -81,9 +77,6 @@ def _add_common(parser: argparse.ArgumentParser, what: str) -> None:
     engine.add_argument("--insightface-root", default=None, metavar="DIR",
                         help="models/insightface folder (default <launch>/models/insightface)")
     engine.add_argument("--dlib-detector", choices=("hog", "cnn"), default="hog", help="dlib detector (default hog)")
-    parser.add_argument("--depth", type=int, default=2, help="prompts kept queued per server (default 2)")
-    parser.add_argument("--dry-run", action="store_true", help="list the generation jobs and their state, run nothing")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def register(commands) -> None:
@@ -96,7 +89,7 @@ def register(commands) -> None:
                     "and the pose ControlNet, keep at most K per view that show the subject (identity) as asked "
                     "(head pose) in OUT/train/ with captions, add grounding images of other people from the base "
                     "model in OUT/reg/, and write OUT/ai-toolkit.yaml, coverage.csv, report.md, contact_sheet.jpg "
-                    "and sweep.yaml.")
+                    "and sweep.yaml. --reference adds photos of the subject to the identity check.")
     synth.add_argument("portrait", metavar="PORTRAIT", help="the subject's portrait (ideally from canonicalize)")
     _add_common(synth, "candidates")
     synth.add_argument("--views", default=None, metavar="FILE",
@@ -136,24 +129,24 @@ def _run(handler):
 
         try:
             return inner(args)
-        except (RunnerError, PlanError, PulidError, ComfyClientError, ValueError, FileNotFoundError) as exc:
+        except (ComfyClientError, PulidError, ValueError, FileNotFoundError) as exc:
             log.error("%s", exc)
             return EXIT_ERROR
     run.__name__ = handler.__name__
     return run
 
 
-# ----------------------------------------------------------------------------- the run engine
+# ----------------------------------------------------------------------------- running plans
 
 
-class EngineSession:
-    """The servers of a run, opened on first use (a finished run starts none), for several job lists."""
+class Servers:
+    """The servers of a command that runs several plans: ``--launch`` starts one local ComfyUI, on the
+    first plan with work left (a finished run starts none), and every plan after it uses it too."""
 
-    def __init__(self, args, out: Path, manifest: RunManifest, reference: Reference, tiny_models: Path | None):
-        self.args, self.out, self.manifest = args, out, manifest
-        self.reference, self.tiny_models = reference, tiny_models
+    def __init__(self, args):
+        self.args = args
         self.stack = contextlib.ExitStack()
-        self.backends = None
+        self.launched: str | None = None
 
     def __enter__(self):
         return self
@@ -161,90 +154,52 @@ class EngineSession:
     def __exit__(self, *exc):
         self.stack.close()
 
-    def _open(self, todo) -> None:
-        from .comfy_backend import ComfyBackend
-        from .launch import launch, prepare_tiny_models
-        from .scheduler import ServerGone
-
+    def run(self, plan: RunPlan, what: str) -> execution.RunResult:
         args = self.args
-        urls = list(args.server)
-        if not urls and not args.launch:
-            raise RunnerError("no server: pass --server URL (repeatable) or --launch COMFYUI_PATH")
-        if args.launch:
-            models = [prepare_tiny_models(self.tiny_models)] if args.tiny else [Path(args.launch) / "models"]
-            logs = self.out / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            server = launch(args.launch, models_dirs=models, single_thread=args.tiny,
-                            log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
+        finished = execution.finished_jobs(plan.out)
+        todo = [j for j in plan.jobs if j.job_id not in finished]
+        log.info("%s: %d job(s), %d already done, %d to run", what, len(plan.jobs), len(plan.jobs) - len(todo),
+                 len(todo))
+        if todo and args.launch and self.launched is None:
+            server = execution.launch_local(plan, Path(args.launch))
             self.stack.callback(server.stop)
-            urls.insert(0, server.url)
-        backends = []
-        for url in urls:
-            backend = ComfyBackend(url)
-            try:
-                backend.open()
-            except ServerGone as exc:
-                log.error("skipping server %s: %s", url, exc)
-                continue
-            self.stack.callback(backend.close)
-            backends.append(backend)
-        if not backends:
-            raise RunnerError("none of the servers answers: " + ", ".join(urls))
-        self.backends = _prepare_servers(backends, self, todo)
-
-    def run(self, jobs, what: str) -> int:
-        """Run the jobs not yet in the manifest; the exit code (EXIT_OK when all are done)."""
-        from .results import Progress, ResultWriter
-        from .scheduler import Scheduler
-
-        finished = self.manifest.finished()
-        todo = [j for j in jobs if j.job_id not in finished]
-        log.info("%s: %d job(s), %d already done, %d to run", what, len(jobs), len(jobs) - len(todo), len(todo))
-        if not todo:
-            return EXIT_OK
-        if self.backends is None:
-            self._open(todo)
-        progress = None if self.args.quiet else Progress(len(jobs), [b.name for b in self.backends],
-                                                         already_done=len(jobs) - len(todo))
-        outcome = Scheduler(self.backends, ResultWriter(self.manifest), depth=self.args.depth,
-                            progress=progress).run(todo)
-        if outcome.was_interrupted:
-            log.warning("interrupted; run the same command again to resume")
-            return EXIT_INTERRUPTED
-        return EXIT_OK if outcome.complete else EXIT_INCOMPLETE
+            self.launched = server.url
+        urls = ((self.launched,) if self.launched else ()) + tuple(args.server)
+        return execution.run_plan(plan, execution.ServerOptions(urls=urls, depth=args.depth, quiet=args.quiet))
 
 
-def _reference(args, portrait: Path, out: Path) -> Reference:
-    """What PuLID gets: the portrait, or with --tiny the synthetic face the tiny pack sees."""
-    from .launch import tiny_reference_png, upload_name
-
-    if args.tiny:
-        path = out / "reference" / "tiny_reference.png"
-        data = path.read_bytes() if path.is_file() else None
-        if not data:
-            data = tiny_reference_png()
-            write_atomic(path, data)
-        return Reference(files=[portrait], data=data, upload_name=upload_name(data, ".png"), tiny=True)
-    data = portrait.read_bytes()
-    return Reference(files=[portrait], data=data, upload_name=upload_name(data, portrait.suffix or ".png"))
+def _dry_run(plan: RunPlan) -> int:
+    finished = execution.finished_jobs(plan.out)
+    for job in plan.jobs:
+        sys.stdout.write(f"{'done' if job.job_id in finished else 'todo':4} {job.job_id} {job.file}\n")
+    sys.stdout.write(f"{len(plan.jobs)} jobs, {sum(j.job_id in finished for j in plan.jobs)} done\n")
+    return EXIT_OK
 
 
-def _tiny_models(args) -> Path | None:
-    if not args.tiny:
-        return None
-    from .launch import DEFAULT_TINY_MODELS
-
-    return Path(args.tiny_models).expanduser().resolve() if args.tiny_models else DEFAULT_TINY_MODELS
-
-
-def _job_settings(args, reference: Reference) -> JobSettings:
+def _overrides(args):
     from ..overrides import parse_override
 
     try:
-        overrides = tuple(parse_override(text) for text in args.overrides)
+        return tuple(parse_override(text) for text in args.overrides)
     except OverrideError as exc:
         raise RunnerError(f"--set: {exc}") from None
-    return JobSettings(reference_image=reference.image_value, tiny=args.tiny, overrides=overrides)
+
+
+def _prepared(args, source: str) -> tuple[RunRequest, Path]:
+    """The request (the portrait first among the references) and the portrait's path."""
+    _configure_logging(args.quiet)
+    photo = Path(getattr(args, source)).resolve()
+    if not photo.is_file():
+        raise RunnerError(f"{photo} not found")
+    args.reference = [str(photo), *args.reference]
+    request = _request(args)
+    request.out.mkdir(parents=True, exist_ok=True)
+    return request, photo
+
+
+def _counts(args) -> tuple[int, int]:
+    defaults = TINY_DEFAULTS if args.tiny else DEFAULTS
+    return args.candidates or defaults["candidates"], getattr(args, "keep", None) or defaults["keep"]
 
 
 def _local_engine(args):
@@ -264,32 +219,19 @@ def _local_engine(args):
     return load_engine("insightface", root=root)
 
 
-def _dry_run(jobs, manifest: RunManifest) -> int:
-    import sys
+def _subject(request: RunRequest, engine, required: bool):
+    """The subject: the centroid of the references' faces (the portrait first, then --reference)."""
+    from pulid_flux.images import load_rgb
+    from pulid_flux.synthesis import references_subject
 
-    finished = manifest.finished() if manifest.path.is_file() else {}
-    for job in jobs:
-        sys.stdout.write(f"{'done' if job.job_id in finished else 'todo':4} {job.job_id} {job.file}\n")
-    sys.stdout.write(f"{len(jobs)} jobs, {sum(j.job_id in finished for j in jobs)} done\n")
-    return EXIT_OK
+    return references_subject([(p.name, load_rgb(p)) for p in request.references], engine, required=required)
 
 
-def _prepared(args, source: str):
-    """Shared set-up: the output folder, the source photo, the settings every job gets."""
-    _configure_logging(args.quiet)
-    out = Path(args.out)
-    portrait = Path(getattr(args, source)).resolve()
-    if not portrait.is_file():
-        raise RunnerError(f"{portrait} not found")
-    out.mkdir(parents=True, exist_ok=True)
-    reference = _reference(args, portrait, out)
-    return out, portrait, reference, _job_settings(args, reference)
-
-
-def _counts(args) -> tuple[int, int]:
-    defaults = TINY_DEFAULTS if args.tiny else DEFAULTS
-    keep = getattr(args, "keep", None)
-    return args.candidates or defaults["candidates"], keep or defaults["keep"]
+def _tiny_notes(args) -> list[str]:
+    if not args.tiny:
+        return []
+    return ["With `--tiny`, PuLID was given the synthetic tiny reference face (the tiny face pack sees only "
+            "it); the filter compared the candidates with the portrait itself."]
 
 
 # ----------------------------------------------------------------------------- synthesize
@@ -301,70 +243,65 @@ def cmd_synthesize(args) -> int:
     from pulid_flux.dataset.cli import build_vlm
     from pulid_flux.images import load_rgb
     from pulid_flux.synthesis import (KEPT, SAMPLE_VIEWS, UNVERIFIED, FilterSettings, candidate_file, class_phrase,
-                                      default_view_plan, finish_set, grounding_file, grounding_plan,
-                                      judge_candidates, load_view_plan, plan_candidates, portrait_subject,
-                                      tiny_view_plan, write_grounding_images, write_training_images)
+                                      default_view_plan, finish_set, grounding_file, judge_candidates,
+                                      load_view_plan, plan_candidates, tiny_view_plan, write_grounding_images,
+                                      write_training_images)
+    from pulid_flux.synthesis import grounding_plan as grounding_items
 
-    out, portrait, reference, settings = _prepared(args, "portrait")
+    request, portrait = _prepared(args, "portrait")
+    out = request.out
     trigger = check_trigger(args.trigger)
     phrase = class_phrase(trigger, args.class_phrase)
     views = load_view_plan(args.views) if args.views else (tiny_view_plan() if args.tiny else default_view_plan())
     n, k = _counts(args)
     seeds = list(range(args.seed, args.seed + n))
-    jobs = candidate_jobs(load_workflow(args.workflow), views, seeds, phrase, settings, workflow_path=args.workflow,
-                          file_for=candidate_file)
-    manifest = RunManifest(out)
+    overrides = _overrides(args)
+    info = run_info(request, what="dataset synthesize", source_file=portrait,
+                    selection={"views": args.views, "candidates": n, "keep": k, "seed": args.seed,
+                               "overrides": list(args.overrides)})
+    plan = candidates_plan(request, views, seeds, phrase, workflow_path=args.workflow, overrides=overrides, info=info,
+                           file_for=candidate_file)
     if args.dry_run:
-        return _dry_run(jobs, manifest)
+        return _dry_run(plan)
     vlm = build_vlm(args)
     engine = _local_engine(args)
-    portrait_image = load_rgb(portrait)
-    subject = portrait_subject(portrait_image, engine, name=portrait.name, required=not args.tiny)
+    subject = _subject(request, engine, required=not args.tiny)
     filter_settings = FilterSettings(per_view=k, verify=not args.tiny)
     candidates = plan_candidates(views, seeds)
-    with _exclusive(out), EngineSession(args, out, manifest, reference, _tiny_models(args)) as session:
-        code = session.run(jobs, "views")
-        if code == EXIT_INTERRUPTED:
-            return code
+    with execution.exclusive(out), Servers(args) as servers:
+        result = servers.run(plan, "views")
+        if result.interrupted:
+            return EXIT_INTERRUPTED
         judge_candidates(out, candidates, engine, subject, filter_settings)
-        written = write_training_images(out, candidates, trigger, text=args.caption, vlm=vlm, portrait=portrait_image)
+        written = write_training_images(out, candidates, trigger, text=args.caption, vlm=vlm,
+                                        portrait=load_rgb(portrait))
         captions = [c.extra["caption"] for c in candidates if c.status in (KEPT, UNVERIFIED)]
-        count = len(captions) if args.grounding is None else args.grounding
-        grounding = grounding_plan(captions, count, trigger, phrase)
-        for item in grounding:
+        items = grounding_items(captions, len(captions) if args.grounding is None else args.grounding, trigger, phrase)
+        for item in items:
             item.path = grounding_file(item.name)
-        base = load_workflow(args.base_workflow)
-        grounding_code = session.run(grounding_jobs(base, grounding, settings, workflow_path=args.base_workflow),
-                                     "grounding") if grounding else EXIT_OK
-        if grounding_code == EXIT_INTERRUPTED:
-            return grounding_code
-        written += write_grounding_images(out, grounding, engine, subject)
-        sample_prompts = [v.prompt(trigger) for v in SAMPLE_VIEWS]
+        grounding = grounding_plan(request, items, workflow_path=args.base_workflow, overrides=overrides, before=plan)
+        grounded = servers.run(grounding, "grounding") if items else None
+        if grounded is not None and grounded.interrupted:
+            return EXIT_INTERRUPTED
+        written += write_grounding_images(out, items, engine, subject)
         training = TrainingConfig(steps=args.steps, lr=args.lr, rank=args.rank, alpha=args.rank,
                                   save_every=args.save_every, sample_every=args.save_every)
-        summary = finish_set(out, trigger=trigger, views=views, candidates=candidates, grounding=grounding,
+        summary = finish_set(out, trigger=trigger, views=views, candidates=candidates, grounding=items,
                              engine_name=engine.name, settings=filter_settings, written=written, training=training,
-                             sample_prompts=sample_prompts,
+                             sample_prompts=[v.prompt(trigger) for v in SAMPLE_VIEWS],
                              extra_record={"portrait": str(portrait), "tiny": args.tiny, "seeds": seeds,
                                            "class_phrase": phrase},
                              notes=_tiny_notes(args))
         write_sweep_spec(out / SWEEP_SPEC, trigger=trigger, portrait=portrait, views=SAMPLE_VIEWS)
     log.info("%d kept, %d unverified, %d grounding image(s); report: %s", summary.kept, summary.unverified,
              summary.grounding, out / "report.md")
-    if max(code, grounding_code) != EXIT_OK:
+    if result.missing or (grounded is not None and grounded.missing):
         log.warning("some jobs did not finish; run the same command again to complete the set")
         return EXIT_INCOMPLETE
     if not summary.trained:
         log.error("no candidate passed the filter; see %s for each one's reason", out / "report.md")
         return EXIT_INCOMPLETE
     return EXIT_OK
-
-
-def _tiny_notes(args) -> list[str]:
-    if not args.tiny:
-        return []
-    return ["With `--tiny`, PuLID was given the synthetic tiny reference face (the tiny face pack sees only "
-            "it); the filter compared the candidates with the portrait itself."]
 
 
 def write_sweep_spec(path: Path, *, trigger: str, portrait: Path, views) -> Path:
@@ -386,30 +323,29 @@ def write_sweep_spec(path: Path, *, trigger: str, portrait: Path, views) -> Path
 
 
 def cmd_canonicalize(args) -> int:
-    import shutil
-
-    from pulid_flux.images import load_rgb
     from pulid_flux.synthesis import (KEPT, UNVERIFIED, FilterSettings, candidate_file, canonical_view, class_phrase,
-                                      finish_set, judge_candidates, plan_candidates, portrait_subject)
+                                      finish_set, judge_candidates, plan_candidates)
 
-    out, photo, reference, settings = _prepared(args, "photo")
+    request, photo = _prepared(args, "photo")
+    out = request.out
     phrase = class_phrase(args.trigger, args.class_phrase)
     view = canonical_view()
     n, _ = _counts(args)
     seeds = list(range(args.seed, args.seed + n))
-    jobs = candidate_jobs(load_workflow(args.workflow), [view], seeds, phrase, settings, workflow_path=args.workflow,
-                          file_for=candidate_file)
-    manifest = RunManifest(out)
+    info = run_info(request, what="dataset canonicalize", source_file=photo,
+                    selection={"candidates": n, "seed": args.seed, "overrides": list(args.overrides)})
+    plan = candidates_plan(request, [view], seeds, phrase, workflow_path=args.workflow, overrides=_overrides(args),
+                           info=info, file_for=candidate_file)
     if args.dry_run:
-        return _dry_run(jobs, manifest)
+        return _dry_run(plan)
     engine = _local_engine(args)
-    subject = portrait_subject(load_rgb(photo), engine, name=photo.name, required=not args.tiny)
+    subject = _subject(request, engine, required=not args.tiny)
     filter_settings = FilterSettings(per_view=1, verify=not args.tiny)
     candidates = plan_candidates([view], seeds)
-    with _exclusive(out), EngineSession(args, out, manifest, reference, _tiny_models(args)) as session:
-        code = session.run(jobs, "portraits")
-        if code == EXIT_INTERRUPTED:
-            return code
+    with execution.exclusive(out), Servers(args) as servers:
+        result = servers.run(plan, "portraits")
+        if result.interrupted:
+            return EXIT_INTERRUPTED
         judge_candidates(out, candidates, engine, subject, filter_settings)
         chosen = next((c for c in candidates if c.status in (KEPT, UNVERIFIED)), None)
         target = out / PORTRAIT_FILE
@@ -427,7 +363,7 @@ def cmd_canonicalize(args) -> int:
         log.error("no portrait passed the identity and pose check; see %s", out / "report.md")
         return EXIT_INCOMPLETE
     log.info("portrait: %s (%s); report: %s", target, chosen.status, out / "report.md")
-    return EXIT_OK if code == EXIT_OK else EXIT_INCOMPLETE
+    return EXIT_INCOMPLETE if result.missing else EXIT_OK
 
 
 def _canonical_notes(chosen, args) -> list[str]:
@@ -438,3 +374,4 @@ def _canonical_notes(chosen, args) -> list[str]:
         notes.append(f"`{PORTRAIT_FILE}` is `{chosen.path}` ({chosen.status}"
                      + (f", identity {chosen.similarity:.3f}" if chosen.similarity is not None else "") + ").")
     return notes
+
