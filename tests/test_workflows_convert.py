@@ -32,7 +32,7 @@ def recorded():
 
 
 def test_every_shipped_workflow_has_a_twin():
-    assert [ui.stem for ui, _ in PAIRS] == ["01_base", "02_lora", "03_lora_pulid", "04_full"]
+    assert [ui.stem for ui, _ in PAIRS] == ["01_base", "02_lora", "03_lora_pulid", "04_full", "05_synthesis"]
 
 
 @pytest.mark.parametrize("ui_path, api_path", PAIRS, ids=[ui.stem for ui, _ in PAIRS])
@@ -82,7 +82,7 @@ def test_the_pack_nodes_still_declare_the_recorded_inputs(comfy_server, recorded
         FIXTURE.write_text(json.dumps({name: live[name] for name in classes}, indent=1) + "\n", encoding="utf-8")
         return
     ours = [name for name in recorded if name.startswith("PulidStudio")]
-    assert len(ours) == 8
+    assert len(ours) == 9
     changed = [name for name in ours if _layout(live, name) != _layout(recorded, name)]
     assert not changed, (f"{changed} no longer declare the inputs the shipped (and users') workflows were saved "
                          "with; keep input names and order, or add a new node")
