@@ -9,6 +9,8 @@ from .errors import (
     ComfyClientError,
     ComfyConnectionError,
     ComfyHTTPError,
+    ComfyServerError,
+    ComfyStartError,
     ComfyTimeoutError,
     ConversionError,
     ExecutionError,
@@ -23,7 +25,8 @@ from .overrides import apply_overrides, find_nodes, parse_override, rename_model
 from .transport import RetryPolicy
 
 __all__ = [
-    "ComfyClient", "ComfyClientError", "ComfyConnectionError", "ComfyHTTPError", "ComfyTimeoutError",
+    "ComfyClient", "ComfyClientError", "ComfyConnectionError", "ComfyHTTPError", "ComfyServerError",
+    "ComfyStartError", "ComfyTimeoutError",
     "ConversionError", "ExecutionError", "ExecutionInterrupted", "ObjectInfoError", "OutputFile", "OverrideError",
     "RetryPolicy", "RunResult", "UIFormatError", "WorkflowFormatError", "WorkflowValidationError",
     "apply_overrides", "find_nodes", "image_reference", "is_api_prompt", "is_ui_workflow", "parse_override",

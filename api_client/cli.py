@@ -4,6 +4,9 @@ Each sub-command is registered by a ``_register_<name>(subparsers)`` function li
 ``COMMANDS``; handlers import what they need lazily, so commands that need torch (dataset,
 score, ...) cost nothing to the others. Add a command by writing its register function and
 appending it to ``COMMANDS``.
+
+Handlers raise; :func:`main` turns every failure into one line and an exit code by its kind
+(:mod:`.cli_errors`), the same for every command.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
+
+from .cli_errors import CliArgumentParser, InputError, report
+from .transport import DEFAULT_CONNECT_TIMEOUT
 
 log = logging.getLogger("pulid_studio")
 
@@ -29,11 +35,11 @@ def _read_json(path: str) -> object:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise SystemExit(f"error: cannot read {path}: {exc}") from exc
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise SystemExit(f"error: {path} is not valid JSON: {exc}") from exc
+        raise InputError(f"{path} is not valid JSON: {exc}") from exc
 
 
 def _write_json(data: object, output: str | None, indent: int | None) -> None:
@@ -61,6 +67,9 @@ def _register_convert(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", help="write the prompt here instead of stdout")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar='NODE.INPUT=VALUE',
                         help='override an input, e.g. --set \'"Positive prompt".text=a fox\' (repeatable)')
+    parser.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
+                        help="give up on a server that does not accept the connection within this time (default "
+                             f"{DEFAULT_CONNECT_TIMEOUT:g}; a refused connection or an unknown host fails at once)")
     parser.add_argument("--seed", type=int, default=None, help="seed for {a|b} dynamic-prompt choices")
     parser.add_argument("--indent", type=int, default=2, help="JSON indent (default 2; -1 for compact)")
     parser.set_defaults(func=_cmd_convert)
@@ -80,7 +89,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         else:
             from .client import ComfyClient
 
-            with ComfyClient(args.server or _server_default()) as client:
+            with ComfyClient(args.server or _server_default(), connect_timeout=args.connect_timeout) as client:
                 object_info = client.object_info()
         prompt = ui_to_api(workflow, object_info, seed=args.seed)
     if args.overrides:
@@ -117,11 +126,11 @@ def _run_library_command(name: str, rest: Sequence[str]) -> int:
     import importlib
 
     module = importlib.import_module(LIBRARY_COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog="pulid-studio")
+    parser = CliArgumentParser(prog="pulid-studio")
     module.add_parser(parser.add_subparsers(dest="command", required=True), **_library_extensions(name))
     args = parser.parse_args([name, *rest])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return int(args.func(args) or 0)
+    return _run(args)
 
 
 def _register_runner(subparsers: argparse._SubParsersAction) -> None:
@@ -134,7 +143,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pulid-studio", description="PuLID-Flux Studio command line.")
+    parser = CliArgumentParser(prog="pulid-studio", description="PuLID-Flux Studio command line.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
@@ -151,13 +160,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run a parsed command; a failure of the kinds the user can fix becomes one line (see
+    :mod:`.cli_errors`). Anything else is a bug and keeps its traceback."""
+    from pulid_flux.errors import PulidError
+
     from .errors import ComfyClientError
 
     try:
         return int(args.func(args) or 0)
-    except ComfyClientError as exc:
-        log.error("%s", exc)
-        return 2
+    except (ComfyClientError, PulidError, InputError, ValueError, OSError, KeyboardInterrupt) as exc:
+        log.debug("%s", type(exc).__name__, exc_info=exc)
+        return report(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

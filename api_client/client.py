@@ -27,7 +27,7 @@ from .errors import (
     format_validation_error,
 )
 from .events import Event, EventStream
-from .transport import AlreadyDone, RetryPolicy, Transport, websocket_url
+from .transport import DEFAULT_CONNECT_TIMEOUT, AlreadyDone, RetryPolicy, Transport, websocket_url
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,12 @@ class ComfyClient:
     """
 
     def __init__(self, server: str = "http://127.0.0.1:8188", *, client_id: str | None = None,
-                 timeout: float = 30.0, retry: RetryPolicy | None = None, session: requests.Session | None = None,
+                 timeout: float = 30.0, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 retry: RetryPolicy | None = None, session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         self.retry = retry or RetryPolicy()
-        self.http = Transport(server, timeout=timeout, retry=self.retry, session=session, sleep=sleep)
+        self.http = Transport(server, timeout=timeout, connect_timeout=connect_timeout, retry=self.retry,
+                              session=session, sleep=sleep)
         self.client_id = client_id or uuid.uuid4().hex
         self._sleep = sleep
         self._object_info: dict | None = None
@@ -271,7 +273,7 @@ class ComfyClient:
 
     def events(self) -> EventStream:
         """A websocket event stream for this client id (call ``connect()`` or use ``with``)."""
-        return EventStream(websocket_url(self.base_url, self.client_id), connect_timeout=self.http.timeout,
+        return EventStream(websocket_url(self.base_url, self.client_id), connect_timeout=self.http.connect_timeout,
                            retry=self.retry, sleep=self._sleep)
 
     def run(self, prompt: Mapping[str, Any], *, timeout: float | None = 600.0, prompt_id: str | None = None,

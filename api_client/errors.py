@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
+
+# How ComfyUI names the node a prompt-level error is about, in the error's "details".
+_DETAILS_NODE_ID = re.compile(r"Node ID '#([^']+)'")
 
 
 class ComfyClientError(Exception):
@@ -29,11 +33,33 @@ class OverrideError(ComfyClientError):
     """A graph edit refers to a node, input or value that does not exist or is ambiguous."""
 
 
-class ComfyConnectionError(ComfyClientError):
+class ComfyServerError(ComfyClientError):
+    """The ComfyUI server is the problem (unreachable, not starting, failing, lacking what a workflow
+    needs), not the command's input; the command line exits with its own status for these."""
+
+
+class ComfyConnectionError(ComfyServerError):
     """The server could not be reached, even after the allowed retries."""
 
 
-class ComfyHTTPError(ComfyClientError):
+class ComfyStartError(ComfyServerError):
+    """A local ComfyUI that we launched exited or did not answer during start-up.
+
+    ``str()`` ends with the server log's last lines; ``summary`` is the one line the CLI prints,
+    naming ``log_path`` (which the runner updates when it moves the log).
+    """
+
+    def __init__(self, message: str, *, summary: str | None = None, log_path=None):
+        super().__init__(message)
+        self._summary = summary or message.splitlines()[0]
+        self.log_path = log_path
+
+    @property
+    def summary(self) -> str:
+        return self._summary + (f" (log: {self.log_path})" if self.log_path else "")
+
+
+class ComfyHTTPError(ComfyServerError):
     """The server answered with an unexpected HTTP status."""
 
     def __init__(self, method: str, url: str, status: int, body: str):
@@ -93,7 +119,7 @@ class ExecutionInterrupted(ComfyClientError):
         super().__init__(f"prompt {self.data.get('prompt_id')} was interrupted at node {self.data.get('node_id')}")
 
 
-class ComfyTimeoutError(ComfyClientError):
+class ComfyTimeoutError(ComfyServerError):
     """A prompt did not finish in the allotted time."""
 
 
@@ -129,6 +155,11 @@ def format_validation_error(error: Mapping[str, Any], node_errors: Mapping[str, 
     if extra.get("class_type") and str(extra["class_type"]) not in head:
         # missing_node_type names the node by title only; the class is what to install.
         head += f" [class {extra['class_type']}]"
+    match = _DETAILS_NODE_ID.search(str(error.get("details") or "")) if error else None
+    title = node_title(prompt, match.group(1)) if match else None
+    if title and title not in head:
+        # ComfyUI 0.8.0 names an unknown node by its class only ("invalid_prompt"); say which one it is.
+        head += f" [node {match.group(1)} {title!r}]"
     lines.append(f"ComfyUI rejected the prompt: {head}")
     for node_id, entry in sorted(node_errors.items(), key=lambda item: str(item[0])):
         entry = entry if isinstance(entry, Mapping) else {}

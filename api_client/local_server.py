@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Sequence
 
 import requests
 
-from .errors import ComfyClientError
+from .errors import ComfyClientError, ComfyStartError
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +96,26 @@ class LocalComfyUI:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise ComfyClientError(
-                    f"ComfyUI exited with code {self.process.returncode} during start-up; "
-                    f"last log lines:\n{self.log_tail()}"
-                )
+                raise self._start_error(f"ComfyUI exited with code {self.process.returncode} during start-up")
             try:
                 if requests.get(self.url + "/system_stats", timeout=2).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.5)
-        raise ComfyClientError(f"ComfyUI did not answer on {self.url} within {self.startup_timeout:.0f}s; "
-                               f"last log lines:\n{self.log_tail()}")
+        raise self._start_error(f"ComfyUI did not answer on {self.url} within {self.startup_timeout:.0f}s")
+
+    def _start_error(self, what: str) -> ComfyStartError:
+        """``what`` with the log's last error line, and the fix when a module is missing (ComfyUI's
+        requirements not installed in the Python that starts it: the most common first-run failure)."""
+        tail = self.log_tail()
+        errors = [line.strip() for line in tail.splitlines() if re.search(r"(Error|Exception)\b", line)]
+        summary = what + (f": {errors[-1]}" if errors else "")
+        missing = re.findall(r"No module named '([^']+)'", tail)
+        if missing:
+            summary += (f"; {self.python} lacks ComfyUI's requirements: install them in this environment with "
+                        f"`{Path(self.python).name} -m pip install -r {self.comfyui_path / 'requirements.txt'}`")
+        return ComfyStartError(f"{summary}\nlast log lines:\n{tail}", summary=summary, log_path=self.log_path)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -1,12 +1,15 @@
 """HTTP calls to a ComfyUI server with bounded retries and exponential backoff.
 
 Retried: connection failures, timeouts and 5xx answers (the server restarting, a proxy in front of
-it). Not retried: 4xx answers, which are the caller's fault and carry a useful body.
+it). Not retried: 4xx answers, which are the caller's fault and carry a useful body; and, until the
+server has answered once, a refused connection, an unknown host or a connect timeout: a server that
+was never there will not appear during the backoff, so the user gets the reason at once.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -17,6 +20,10 @@ import requests
 from .errors import ComfyConnectionError, ComfyHTTPError
 
 log = logging.getLogger(__name__)
+
+#: Seconds to wait for a TCP connection before giving up on a host (``--connect-timeout``). A refused
+#: connection or an unknown host fails at once; this bounds a host that drops the packets.
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -59,10 +66,15 @@ def websocket_url(base_url: str, client_id: str) -> str:
 class Transport:
     """A ``requests.Session`` bound to one server, with retries."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, retry: RetryPolicy | None = None,
-                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, base_url: str, *, timeout: float = 30.0, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                 retry: RetryPolicy | None = None, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        if connect_timeout <= 0:
+            raise ValueError(f"the connect timeout must be > 0 seconds, got {connect_timeout}")
         self.base_url = normalize_server_url(base_url)
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.answered = False  # the server answered at least once (refusals are then worth retrying)
         self.retry = retry or RetryPolicy()
         self.session = session or requests.Session()
         self._sleep = sleep
@@ -79,7 +91,7 @@ class Transport:
         call then raises :class:`AlreadyDone` (used to avoid queueing a prompt twice).
         """
         url = self.url(path)
-        kwargs.setdefault("timeout", self.timeout)
+        kwargs.setdefault("timeout", (self.connect_timeout, self.timeout))
         last_error: Exception | None = None
         for attempt in range(1, self.retry.attempts + 1):
             if attempt > 1:
@@ -93,7 +105,10 @@ class Transport:
                 response = self.session.request(method, url, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last_error = exc
+                if not self.answered and unreachable_reason(exc, self.connect_timeout) is not None:
+                    break
                 continue
+            self.answered = True
             if response.status_code in ok:
                 return response
             if response.status_code >= 500:
@@ -102,9 +117,13 @@ class Transport:
             raise ComfyHTTPError(method, url, response.status_code, response.text)
         if isinstance(last_error, ComfyHTTPError):
             raise last_error
+        reason = unreachable_reason(last_error, self.connect_timeout)
+        if reason is not None:
+            tries = f" ({attempt} attempts)" if attempt > 1 else ""
+            raise ComfyConnectionError(f"cannot reach ComfyUI at {self.base_url}{tries}: {reason}") from last_error
         raise ComfyConnectionError(
-            f"{method} {url} failed after {self.retry.attempts} attempt(s): {last_error}. "
-            "Is ComfyUI running there (python main.py --listen ...)?"
+            f"{method} {url} failed after {attempt} attempt(s): {_innermost(last_error)}; check that ComfyUI "
+            "is running there and reachable"
         ) from last_error
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
@@ -116,6 +135,45 @@ class Transport:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _chain(exc: BaseException | None):
+    """``exc`` and what caused it (requests wraps urllib3, which wraps the socket error)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        nested = exc.__cause__ or exc.__context__
+        if nested is None:
+            nested = getattr(exc, "reason", None) if isinstance(getattr(exc, "reason", None), BaseException) else None
+        if nested is None and exc.args and isinstance(exc.args[0], BaseException):
+            nested = exc.args[0]
+        exc = nested
+
+
+def _innermost(exc: BaseException | None) -> str:
+    last = None
+    for last in _chain(exc):
+        pass
+    return f"{type(last).__name__}: {last}" if last is not None else "unknown error"
+
+
+def unreachable_reason(exc: BaseException | None, connect_timeout: float) -> str | None:
+    """Why a connection never got established, with what to check (None for other failures)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return (f"no answer to the connection within {connect_timeout:g} s (--connect-timeout); check the host and "
+                "port, and that no firewall drops the traffic")
+    if not isinstance(exc, requests.ConnectionError):
+        return None
+    url = exc.request.url if getattr(exc, "request", None) is not None else ""
+    host = urlsplit(url).hostname if url else None
+    for cause in _chain(exc):
+        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
+            return (f"unknown host {host!r}" if host else "unknown host") + "; check the host name in the URL"
+        if isinstance(cause, ConnectionRefusedError):
+            return ("connection refused; check that ComfyUI is running there and listening on that port "
+                    "(python main.py --listen HOST --port PORT)")
+    return None
 
 
 class AlreadyDone(Exception):

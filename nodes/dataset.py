@@ -12,6 +12,7 @@ from comfy_api.v0_0_2 import io, ui
 from ..pulid_flux.dataset import (PrepareOptions, TrainingConfig, caption_batch, crop_batch, filter_images,
                                   save_batch)
 from ..pulid_flux.images import to_uint8
+from .compat import advanced
 from .types import FaceEngineType, category, display_name, node_id
 
 log = logging.getLogger(__name__)
@@ -101,21 +102,23 @@ class DatasetFilter(io.ComfyNode):
                                tooltip="Cosine similarity to the subject that counts as the subject. 0 = the "
                                        "engine's default (dlib 0.92, insightface 0.40)."),
                 io.Float.Input("competing_face_ratio", default=_DEFAULTS.competing_face_ratio, min=0.05, max=1.0,
-                               step=0.05, advanced=True,
+                               step=0.05, **advanced(io.Float.Input),
                                tooltip="Another face at least this large relative to the subject's rejects the "
                                        "photo (multiple_faces); smaller faces are cropped away or blurred."),
-                io.Int.Input("min_face_px", default=_DEFAULTS.min_face_px, min=8, max=4096, advanced=True,
+                io.Int.Input("min_face_px", default=_DEFAULTS.min_face_px, min=8, max=4096, **advanced(io.Int.Input),
                              tooltip="Subject face height below this many pixels: face_too_small."),
                 io.Float.Input("min_face_share", default=_DEFAULTS.min_face_share, min=0.0, max=1.0, step=0.01,
-                               advanced=True, tooltip="Subject face size / image size below this: face_too_small."),
-                io.Int.Input("min_source_side", default=_DEFAULTS.min_source_side, min=32, max=8192, advanced=True,
+                               **advanced(io.Float.Input),
+                               tooltip="Subject face size / image size below this: face_too_small."),
+                io.Int.Input("min_source_side", default=_DEFAULTS.min_source_side, min=32, max=8192,
+                             **advanced(io.Int.Input),
                              tooltip="Short side of the crop around the subject (source pixels) below this: "
                                      "low_resolution."),
                 io.Float.Input("blur_threshold", default=_DEFAULTS.blur_threshold, min=0.0, max=10000.0, step=1.0,
-                               advanced=True,
+                               **advanced(io.Float.Input),
                                tooltip="Variance of the Laplacian of the face at 128 px below this: blurry."),
                 io.Int.Input("duplicate_distance", default=_DEFAULTS.duplicate_distance, min=0, max=63,
-                             advanced=True,
+                             **advanced(io.Int.Input),
                              tooltip="Perceptual-hash distance (of 63 bits) at or under which photos are "
                                      "duplicates; identical pixels always are."),
             ],
@@ -252,9 +255,10 @@ class DatasetSave(io.ComfyNode):
                 io.Int.Input("steps", default=2500, min=1, max=100000, tooltip="Training steps in the config."),
                 io.Float.Input("learning_rate", default=1e-4, min=1e-7, max=1e-2, step=1e-5,
                                tooltip="Learning rate in the config."),
-                io.Int.Input("batch_size", default=2, min=1, max=64, advanced=True,
+                io.Int.Input("batch_size", default=2, min=1, max=64, **advanced(io.Int.Input),
                              tooltip="Training batch size in the config."),
-                io.Int.Input("rank", default=32, min=1, max=256, advanced=True, tooltip="LoRA rank (= alpha)."),
+                io.Int.Input("rank", default=32, min=1, max=256, **advanced(io.Int.Input),
+                             tooltip="LoRA rank (= alpha)."),
             ],
             outputs=[io.String.Output(display_name="folder", tooltip="Absolute path of the written folder.")],
             is_output_node=True,

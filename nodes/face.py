@@ -18,6 +18,7 @@ from ..pulid_flux.engine.encoder import (
 from ..pulid_flux.face import FACE_ORDERS, load_bisenet, load_engine
 from ..pulid_flux.images import to_uint8
 from . import paths
+from .compat import advanced
 from .previews import in_executor, persistent_ui, save_temp_images, thumbnail
 from .types import (
     EvaClipType,
@@ -55,9 +56,9 @@ class LoadFaceEngine(io.ComfyNode):
                 io.Combo.Input("provider", options=["auto", "cuda", "cpu"], default="auto",
                                tooltip="onnxruntime provider for insightface: auto uses CUDA when available; the "
                                        "log says which one runs."),
-                io.Int.Input("det_size", default=640, min=160, max=1280, step=32, advanced=True,
+                io.Int.Input("det_size", default=640, min=160, max=1280, step=32, **advanced(io.Int.Input),
                              tooltip="insightface detection size (the official PuLID uses 640)."),
-                io.Combo.Input("dlib_detector", options=["hog", "cnn"], default="hog", advanced=True,
+                io.Combo.Input("dlib_detector", options=["hog", "cnn"], default="hog", **advanced(io.Combo.Input),
                                tooltip="dlib detector: HOG (fast) or the CNN (better on small or turned faces)."),
             ],
             outputs=[FaceEngineType.Output(display_name="face_engine", tooltip="Detection + recognition.")],

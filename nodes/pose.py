@@ -8,6 +8,7 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..pulid_flux import pose as posekit
+from .compat import advanced
 from .paths import POSES
 from .previews import UIParts, image_preview, persistent_ui
 from .types import PoseKeypointType, category, display_name, node_id
@@ -52,7 +53,8 @@ def to_image_batch(maps) -> torch.Tensor:
 
 
 def _stick_input():
-    return io.Combo.Input("stick_scaling", options=list(posekit.STICK_SCALINGS), default="none", advanced=True,
+    return io.Combo.Input("stick_scaling", options=list(posekit.STICK_SCALINGS), default="none",
+                          **advanced(io.Combo.Input),
                           tooltip="'none' draws like the OpenPose/DWPose preprocessors (stick half-width 4). "
                                   "'xinsir' widens sticks on big canvases: x3 at 1024 px, x4 at 2048 px.")
 
@@ -115,7 +117,7 @@ class PoseFromBank(io.ComfyNode):
                 io.Combo.Input("name", options=names, default="portrait",
                                tooltip="Built-in framings, then the .json files of the 'poses' model folder."),
                 *_size_inputs(1024, None),
-                io.Float.Input("head_margin", default=0.18, min=0.0, max=0.6, step=0.01, advanced=True,
+                io.Float.Input("head_margin", default=0.18, min=0.0, max=0.6, step=0.01, **advanced(io.Float.Input),
                                tooltip="Gap above the top of the head, as a fraction of the canvas height."),
                 _stick_input(),
             ],
@@ -345,7 +347,7 @@ class ApplyPoseControlNet(io.ComfyNode):
                 io.Float.Input("strength", default=-1.0, min=-1.0, max=10.0, step=0.01,
                                tooltip="ControlNet strength; -1 = the family default (Union-Pro 2.0: 0.9, "
                                        "InstantX/Union v1: 0.85, others: 1.0)."),
-                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001, advanced=True,
+                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.001, **advanced(io.Float.Input),
                                tooltip="Sampling progress at which the ControlNet starts acting."),
                 io.Float.Input("end_percent", default=-1.0, min=-1.0, max=1.0, step=0.001,
                                tooltip="Sampling progress at which it stops; -1 = the family default "

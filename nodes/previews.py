@@ -8,13 +8,14 @@ must not write into the ComfyUI installation's temp folder.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 
 import cv2
 import numpy as np
 import torch
 from comfy_api.v0_0_2 import io, ui
+
+from .compat import schema_options
 
 PREVIEW_PREFIX = "PulidStudio_preview"
 THUMBNAIL_SIDE = 512
@@ -23,9 +24,8 @@ THUMBNAIL_SIDE = 512
 def persistent_ui() -> dict:
     """``io.Schema`` keyword arguments that make ComfyUI keep a node's UI output (its preview) and
     send it again when the node is cached or the page reloads, as for output nodes
-    (``has_intermediate_output``); empty on ComfyUI versions without that flag."""
-    fields = {f.name for f in dataclasses.fields(io.Schema)}
-    return {"has_intermediate_output": True} if "has_intermediate_output" in fields else {}
+    (``has_intermediate_output``); empty on ComfyUI versions without that flag (0.8.0)."""
+    return schema_options(has_intermediate_output=True)
 
 
 def in_executor(node_cls) -> bool:

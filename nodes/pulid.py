@@ -11,6 +11,7 @@ import folder_paths
 from ..pulid_flux.engine.inject import UNCOND_MODES, apply_pulid
 from ..pulid_flux.engine.model import PulidFlux
 from . import paths
+from .compat import advanced
 from .types import EvaClipType, PulidFluxType, PulidIdentityType, category, display_name, node_id
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def resolve_dtype(choice: str) -> torch.dtype:
 
 
 def _dtype_input():
-    return io.Combo.Input("dtype", options=list(DTYPES), default="auto", advanced=True,
+    return io.Combo.Input("dtype", options=list(DTYPES), default="auto", **advanced(io.Combo.Input),
                           tooltip="auto: bfloat16 on GPUs that support it, float16 on older GPUs, float32 on the CPU.")
 
 
@@ -109,7 +110,7 @@ class ApplyPulidFlux(io.ComfyNode):
                                        "reference pose less."),
                 io.Float.Input("end_at", default=1.0, min=0.0, max=1.0, step=0.001,
                                tooltip="Fraction of the schedule after which the identity stops."),
-                io.Combo.Input("uncond", options=list(UNCOND_MODES), default="same", advanced=True,
+                io.Combo.Input("uncond", options=list(UNCOND_MODES), default="same", **advanced(io.Combo.Input),
                                tooltip="What the negative (uncond) pass gets when CFG > 1: 'same' identity, the "
                                        "official true-CFG 'uncond_tokens' (the IDFormer's no-identity tokens), "
                                        "or 'none'. Flux-dev with cfg 1 has no negative pass."),

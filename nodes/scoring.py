@@ -11,6 +11,7 @@ from ..pulid_flux.images import to_uint8
 from ..pulid_flux.scoring import ScoringRun, score_batch, wrap_engine
 from ..pulid_flux.scoring.engines import ARCFACE_THRESHOLD, DLIB_THRESHOLD
 from . import paths
+from .compat import advanced
 from .types import FaceEngineType, category, display_name, node_id
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,13 @@ class ScoreIdentity(io.ComfyNode):
                                tooltip="dlib: CPU, 128-d, no download, commercial use allowed. insightface: "
                                        "ArcFace (antelopev2 = glintr100, buffalo_l = w600k_r50), non-commercial "
                                        "models. Ignored when face_engine is connected."),
-                io.Combo.Input("insightface_pack", options=paths.insightface_packs(), advanced=True,
+                io.Combo.Input("insightface_pack", options=paths.insightface_packs(), **advanced(io.Combo.Input),
                                tooltip="Model pack in models/insightface/models (for the insightface engine)."),
                 io.Float.Input("threshold", default=-1.0, min=-1.0, max=1.0, step=0.005,
                                tooltip=f"Pass threshold on the cosine similarity; -1 = the engine's default "
                                        f"(dlib {DLIB_THRESHOLD}, calibrated on real photos; ArcFace "
                                        f"{ARCFACE_THRESHOLD})."),
-                io.Int.Input("columns", default=0, min=0, max=64, advanced=True,
+                io.Int.Input("columns", default=0, min=0, max=64, **advanced(io.Int.Input),
                              tooltip="Tiles per row in the preview grid (0 = about square)."),
                 FaceEngineType.Input("face_engine", optional=True,
                                      tooltip="An already loaded face engine; overrides 'engine'."),

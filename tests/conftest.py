@@ -1,12 +1,21 @@
-"""Shared test fixtures: where the shared golden tensors and photos are, and the ComfyUI checkout."""
+"""Shared test fixtures: where the shared golden tensors and photos are, and the ComfyUI checkout.
+
+Also the ComfyUI tier's accounting: every test that needs COMFYUI_PATH (the ``comfyui_path``
+fixture, or the ``integration`` / ``browser`` marks) is counted at the end of the session, and with
+``--require-comfyui`` (or ``PULID_STUDIO_REQUIRE_COMFYUI=1``, what CI sets) such a test that skips,
+for whatever reason, fails instead: in CI an unproven ComfyUI test is a failure.
+"""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "PULID_STUDIO_SHARED"
+REQUIRE_COMFYUI_ENV = "PULID_STUDIO_REQUIRE_COMFYUI"
+_TIER = pytest.StashKey[dict]()  # nodeid -> browser-marked, for every test that needs COMFYUI_PATH
 
 
 class SharedData:
@@ -74,6 +83,9 @@ def comfy(comfyui_path):
     import comfy.sd  # noqa: F401
     import comfy.utils  # noqa: F401
     import comfy
+
+    from pulid_flux.tiny.comfyui_detection import allow_narrow_flux
+    allow_narrow_flux()  # the tiny / golden Flux files are narrower than FLUX.1 (ComfyUI 0.8.0 fixes 24 heads)
     return comfy
 
 
@@ -126,12 +138,72 @@ def comfy_server(comfyui_path, tiny_models, tmp_path_factory):
     server.stop()
 
 
+# -- the ComfyUI tier: skips fail under --require-comfyui, counts at the end ------------------------
+
+def pytest_addoption(parser):
+    parser.addoption("--require-comfyui", action="store_true",
+                     default=os.environ.get(REQUIRE_COMFYUI_ENV) == "1",
+                     help="a test that needs COMFYUI_PATH and skips fails instead (also "
+                          f"{REQUIRE_COMFYUI_ENV}=1); the session ends with the tier's counts")
+
+
+def needs_comfyui(item) -> bool:
+    return ("comfyui_path" in getattr(item, "fixturenames", ())
+            or any(item.get_closest_marker(mark) for mark in ("integration", "browser")))
+
+
+def pytest_collection_modifyitems(config, items):
+    config.stash[_TIER] = {item.nodeid: bool(item.get_closest_marker("browser")) for item in items
+                           if needs_comfyui(item)}
+
+
+def comfyui_label(path: str | None) -> str:
+    """"ComfyUI <version>" of the checkout at ``path`` (its comfyui_version.py), or why it is unknown."""
+    if not path:
+        return "no COMFYUI_PATH"
+    try:
+        text = (Path(path) / "comfyui_version.py").read_text(encoding="utf-8")
+    except OSError:
+        return f"ComfyUI of unknown version at {path}"
+    match = re.search(r"""__version__\s*=\s*["']([^"']+)["']""", text)
+    return f"ComfyUI {match.group(1)}" if match else f"ComfyUI of unknown version at {path}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """On a failed test that used the server, append the server log tail to the report."""
+    """A ComfyUI-tier skip fails under --require-comfyui; a failed server test gets the server log."""
     outcome = yield
     report = outcome.get_result()
+    if (report.skipped and not hasattr(report, "wasxfail") and item.config.getoption("require_comfyui")
+            and needs_comfyui(item)):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = (f"--require-comfyui / {REQUIRE_COMFYUI_ENV}=1: this test needs COMFYUI_PATH and may "
+                           f"not skip, but it skipped: {reason}")
     if report.failed and "comfy_server" in getattr(item, "fixturenames", ()):
         server = item.funcargs.get("comfy_server")
         if server is not None:
             report.sections.append(("ComfyUI server log (tail)", server.log_tail(80)))
+
+
+def tier_counts(stats, tier: dict, browser: bool | None = None) -> dict[str, int]:
+    """Outcome counts of the tier's tests (``browser``: only browser-marked ones, or only the others)."""
+    wanted = {nodeid for nodeid, is_browser in tier.items() if browser is None or is_browser == browser}
+    counts = {}
+    for key, label in (("passed", "passed"), ("skipped", "skipped"), ("failed", "failed"), ("error", "errors")):
+        # One report per test and outcome, except "passed" (setup and teardown pass too).
+        reports = [r for r in stats.get(key, ()) if getattr(r, "nodeid", None) in wanted
+                   and (key != "passed" or r.when == "call")]
+        counts[label] = len({r.nodeid for r in reports})
+    return counts
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    tier = config.stash.get(_TIER, {})
+    if not tier or not (os.environ.get("COMFYUI_PATH") or config.getoption("require_comfyui")):
+        return
+    line = lambda counts: ", ".join(f"{n} {label}" for label, n in counts.items())  # noqa: E731
+    label = comfyui_label(os.environ.get("COMFYUI_PATH"))
+    terminalreporter.write_sep("=", "ComfyUI tier", bold=True)
+    terminalreporter.write_line(f"ComfyUI tier on {label}: {line(tier_counts(terminalreporter.stats, tier))}")
+    terminalreporter.write_line(f"  of which the browser tier: {line(tier_counts(terminalreporter.stats, tier, True))}")

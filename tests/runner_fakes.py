@@ -167,10 +167,12 @@ class FakeComfyBackends:
         self.server_options = server_options
         self.face_configs = tuple(face_configs)
         self.created: dict[str, FakeServer] = {}
+        self.backend_options: dict[str, dict] = {}
 
-    def __call__(self, url):
+    def __call__(self, url, **backend_options):
         server = FakeServer(url, **self.server_options)
         self.created[url] = server
+        self.backend_options[url] = backend_options
         return _FakeBackend(server, self.face_configs)
 
 

@@ -240,28 +240,45 @@ def test_rest_calls_and_5xx_retries(fake):
     assert [r[1] for r in fake.requests].count("/no/such/route") == 1
 
 
-def test_connection_refused_is_retried_then_succeeds():
-    server = FakeComfy()
+def test_a_server_that_answered_is_retried_through_a_restart():
+    first = FakeComfy().start()
+    restarted = FakeComfy(port=first.port)
     started = []
 
-    def sleep(seconds):  # the server comes up during the first backoff
+    def sleep(seconds):  # the server comes back during the first backoff
         if not started:
-            server.start()
+            restarted.start()
             started.append(seconds)
 
-    client = make_client(server.url, sleep=sleep)
+    client = make_client(first.url, sleep=sleep)
     try:
+        assert client.system_stats()["devices"] == []
+        first.stop()
         assert client.system_stats()["devices"] == []
         assert started == [0.01]
     finally:
-        server.stop()
+        first.stop()
+        restarted.stop()
 
 
-def test_connection_errors_exhaust_retries_with_a_clear_message():
+def test_a_server_that_never_answered_fails_at_once_in_one_line():
     delays = []
-    client = make_client(f"http://127.0.0.1:{_free_port()}", sleep=delays.append,
-                         retry=RetryPolicy(attempts=4, backoff=0.5, max_backoff=1.5))
-    with pytest.raises(ComfyConnectionError, match="after 4 attempt"):
+    url = f"http://127.0.0.1:{_free_port()}"
+    client = make_client(url, sleep=delays.append, retry=RetryPolicy(attempts=4, backoff=0.5, max_backoff=1.5))
+    with pytest.raises(ComfyConnectionError) as info:
+        client.object_info()
+    assert delays == []                    # a refusal before any answer is not retried
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"cannot reach ComfyUI at {url}: connection refused; check")
+
+
+def test_connection_errors_after_an_answer_exhaust_retries_with_a_clear_message():
+    server = FakeComfy().start()
+    delays = []
+    client = make_client(server.url, sleep=delays.append, retry=RetryPolicy(attempts=4, backoff=0.5, max_backoff=1.5))
+    client.system_stats()
+    server.stop()
+    with pytest.raises(ComfyConnectionError, match=r"\(4 attempts\): connection refused"):
         client.object_info()
     assert delays == [0.5, 1.0, 1.5]
 
@@ -283,7 +300,14 @@ def test_validation_errors_name_nodes_by_title(fake):
     assert info.value.node_errors["1"]["dependent_outputs"] == ["2"]
     fake.prompt_answer = (400, {"error": {"type": "missing_node_type", "message": "Node 'Blank' not found.",
                                           "details": "Node ID '#1'", "extra_info": {"node_id": "1"}}, "node_errors": {}})
-    with pytest.raises(WorkflowValidationError, match=r"Node 'Blank' not found. \(Node ID '#1'\)"):
+    with pytest.raises(WorkflowValidationError, match=r"Node 'Blank' not found. \(Node ID '#1'\)") as info:
+        client.queue_prompt(PROMPT)
+    assert "[node 1" not in str(info.value)                   # the title is already there
+    # ComfyUI 0.8.0 names an unknown node by its class only; the client adds the title from the prompt.
+    fake.prompt_answer = (400, {"error": {"type": "invalid_prompt", "details": "Node ID '#1'", "extra_info": {},
+                                          "message": "Cannot execute because node EmptyImage does not exist."},
+                                "node_errors": {}})
+    with pytest.raises(WorkflowValidationError, match=r"does not exist. \(Node ID '#1'\) \[node 1 'Blank'\]"):
         client.queue_prompt(PROMPT)
 
 

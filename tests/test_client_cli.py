@@ -66,16 +66,18 @@ def test_convert_passes_api_prompts_through(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == api
 
 
-def test_convert_reports_errors_with_exit_code_2(tmp_path, caplog):
+def test_convert_reports_errors_with_exit_code_2(tmp_path, capsys):
     bad = _workflow()
     bad["nodes"][0]["type"] = "NotInstalledNode"
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
     assert main(["convert", str(path), "--object-info", str(OBJECT_INFO)]) == 2
-    assert "NotInstalledNode" in caplog.text
-    with pytest.raises(SystemExit, match="not valid JSON"):
-        path.write_text("{nope")
-        main(["convert", str(path), "--object-info", str(OBJECT_INFO)])
+    err = capsys.readouterr().err
+    assert err.startswith("pulid-studio: error: ") and "NotInstalledNode" in err and err.count("\n") == 1
+    path.write_text("{nope")
+    assert main(["convert", str(path), "--object-info", str(OBJECT_INFO)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pulid-studio: error: ") and f"{path} is not valid JSON" in err
 
 
 def test_convert_fetches_object_info_from_the_server(workflow_file, capsys):

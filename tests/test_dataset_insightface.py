@@ -12,8 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pulid_flux.dataset.cli import main as cli_main
+from api_client.cli import main as pulid_studio
 from pulid_flux.tiny import insightface_pack as synth
+
+
+def cli_main(argv):
+    """``pulid-studio dataset ARGV`` in-process."""
+    return pulid_studio(["dataset", *argv])
 
 
 @pytest.fixture(scope="module")

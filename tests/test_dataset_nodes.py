@@ -49,16 +49,24 @@ def photos(faces_dir):
 
 
 class DoublingModel:
-    """The parts of a spandrel upscale model ComfyUI's upscale node uses: x2 nearest-neighbour."""
+    """The parts of an UPSCALE_MODEL ComfyUI's upscale node uses: x2 nearest-neighbour.
+
+    ComfyUI 0.33 reads ``patcher`` (a ModelPatcher it loads), 0.8.0 the spandrel descriptor's
+    ``model`` (its size) and ``to(device)``; both call it on tiles and read ``scale``.
+    """
 
     scale = 2.0
 
     def __init__(self, comfy):
         import comfy.model_patcher
-        module = torch.nn.Upsample(scale_factor=2, mode="nearest")
-        self.patcher = comfy.model_patcher.ModelPatcher(module, load_device=torch.device("cpu"),
+        self.model = torch.nn.Upsample(scale_factor=2, mode="nearest")
+        self.patcher = comfy.model_patcher.ModelPatcher(self.model, load_device=torch.device("cpu"),
                                                         offload_device=torch.device("cpu"))
         self.calls = 0
+
+    def to(self, device):
+        self.model.to(device)
+        return self
 
     def __call__(self, x):
         self.calls += 1

@@ -23,14 +23,19 @@ import pytest
 import yaml
 from PIL import Image
 
+from api_client.cli import main as pulid_studio
 from pulid_flux.dataset import SHOT_TYPES
-from pulid_flux.dataset.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIGGER = "ohwx man"
 SUBJECT = "obama"
 MADE_HERE = {"no_face_landscape.jpg": None, "broken.jpg": None, "obama_02_copy.jpg": "obama",
              "obama_04_exif.jpg": "obama"}
+
+
+def cli_main(argv):
+    """``pulid-studio dataset ARGV`` in-process."""
+    return pulid_studio(["dataset", *argv])
 
 
 def labels(faces_dir):
@@ -255,7 +260,7 @@ def test_cli_subprocess_with_reference(tmp_path, faces_dir):
     for name in ("obama_02.jpg", "biden_02.jpg", "lecun_01.jpg"):
         shutil.copy(photos / name, inputs / name)
     output = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "pulid_flux.dataset.cli", "prepare", str(inputs), str(output),
+    proc = subprocess.run([sys.executable, "-m", "api_client.cli", "dataset", "prepare", str(inputs), str(output),
                            "--trigger", TRIGGER, "--engine", "dlib", "--reference", str(photos / "obama_01.jpg")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -272,22 +277,30 @@ def test_cli_subprocess_with_reference(tmp_path, faces_dir):
     assert (output / "dataset" / "biden_02.txt").read_text().startswith("sks person, ")
 
 
-def test_cli_errors_are_clear(tmp_path, faces_dir, caplog):
+def test_cli_errors_are_clear(tmp_path, faces_dir, capsys):
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(faces_dir / "photos" / "obama_02.jpg", inputs / "a.jpg")
     no_face = tmp_path / "blank.png"
     Image.fromarray(np.full((300, 300, 3), 128, np.uint8)).save(no_face)
-    assert cli_main(["prepare", str(inputs), str(tmp_path / "o1"), "--trigger", TRIGGER, "--reference",
-                     str(no_face)]) == 1
-    assert "blank.png: no face found in this reference photo" in caplog.text
-    assert cli_main(["prepare", str(inputs), str(tmp_path / "o2"), "--trigger", TRIGGER, "--engine",
-                     "insightface", "--insightface-root", ""]) == 1
-    assert "--insightface-root" in caplog.text
-    assert cli_main(["prepare", str(tmp_path / "missing"), str(tmp_path / "o3"), "--trigger", TRIGGER]) == 1
-    assert "not a folder" in caplog.text
-    with pytest.raises(SystemExit):
-        cli_main(["prepare", str(inputs), str(tmp_path / "o4")])          # --trigger is required
+    cases = [
+        (["prepare", str(inputs), str(tmp_path / "o1"), "--trigger", TRIGGER, "--reference", str(no_face)],
+         "blank.png: no face found in this reference photo"),
+        (["prepare", str(inputs), str(tmp_path / "o2"), "--trigger", TRIGGER, "--engine", "insightface",
+          "--insightface-root", ""], "--insightface-root"),
+        (["prepare", str(tmp_path / "missing"), str(tmp_path / "o3"), "--trigger", TRIGGER], "not a folder"),
+        (["prepare", str(inputs), str(tmp_path / "o4")], "--trigger"),               # a required option
+    ]
+    for argv, expected in cases:
+        try:
+            code = cli_main(argv)
+        except SystemExit as exc:                 # argparse exits; the commands return their status
+            code = exc.code
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("pulid-studio: error: ") and err.count("\n") == 1, err
+        assert expected in err
+    # An error before any work creates no output folder.
+    assert not any((tmp_path / f"o{n}").exists() for n in range(1, 5))
 
 
 def test_nothing_accepted_still_reports(tmp_path):

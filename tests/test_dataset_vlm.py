@@ -136,33 +136,29 @@ def test_checks_and_parsing():
     assert check_vlm_caption("ohwx man on the left", TRIGGER, LEFT) is None
 
 
-def test_prepare_with_the_vlm_end_to_end(endpoint, tmp_path, faces_dir):
-    """The CLI with --vlm-url: the answer lands in the caption file; unreachable: exit 1, one message."""
+def test_prepare_with_the_vlm_end_to_end(endpoint, tmp_path, faces_dir, capsys):
+    """pulid-studio dataset prepare --vlm-url: the answer lands in the caption file; an unreachable
+    endpoint is one error line (exit 2) and nothing is half-written."""
     pytest.importorskip("dlib")
-    from pulid_flux.dataset.cli import main
+    from api_client.cli import main
 
     src = tmp_path / "in"
     src.mkdir()
     (src / "a.jpg").write_bytes((faces_dir / "photos" / "obama_04.jpg").read_bytes())
     endpoint.answer = "ohwx man, in the center, standing with arms crossed, medium shot, formal room"
-    assert main(["prepare", str(src), str(tmp_path / "out"), "--trigger", TRIGGER, "--vlm-url", endpoint.url,
-                 "--vlm-model", "fake-vl", "-q"]) == 0
+    assert main(["dataset", "prepare", str(src), str(tmp_path / "out"), "--trigger", TRIGGER, "--vlm-url",
+                 endpoint.url, "--vlm-model", "fake-vl", "-q"]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     item = report["items"][0]
     assert item["caption_source"] == "vlm" and report["summary"]["vlm_captions"] == 1
     assert (tmp_path / "out" / item["caption_file"]).read_text().strip() == endpoint.answer
 
-    errors = []
-    handler = logging.Handler()
-    handler.emit = lambda record: errors.append(record) if record.levelno >= logging.ERROR else None
-    logging.getLogger("pulid_flux").addHandler(handler)
-    try:
-        code = main(["prepare", str(src), str(tmp_path / "out2"), "--trigger", TRIGGER, "--vlm-url",
-                     f"http://127.0.0.1:{free_port()}", "--vlm-model", "fake-vl", "-q"])
-    finally:
-        logging.getLogger("pulid_flux").removeHandler(handler)
-    assert code == 1
-    assert len(errors) == 1 and "cannot reach the VLM endpoint" in errors[0].getMessage()
+    capsys.readouterr()
+    code = main(["dataset", "prepare", str(src), str(tmp_path / "out2"), "--trigger", TRIGGER, "--vlm-url",
+                 f"http://127.0.0.1:{free_port()}", "--vlm-model", "fake-vl", "-q"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("pulid-studio: error: ")]
+    assert code == 2
+    assert len(errors) == 1 and "cannot reach the VLM endpoint" in errors[0]
     assert not list((tmp_path / "out2" / "dataset").iterdir())          # nothing half-written
 
 

@@ -42,6 +42,21 @@ def pack(comfy):
                                  face=importlib.import_module(f"{PACKAGE}.nodes.face"))
 
 
+@pytest.fixture(scope="module")
+def persistent_flag(comfy):
+    """Whether this ComfyUI's io.Schema has ``has_intermediate_output`` (0.33 does, 0.8.0 does not)."""
+    import dataclasses
+
+    from comfy_api.v0_0_2 import io
+    return "has_intermediate_output" in {f.name for f in dataclasses.fields(io.Schema)}
+
+
+def kept_when_cached(info, flag_supported) -> bool:
+    """The node info says "keep my UI output" exactly where ComfyUI has the flag, and it is no output node."""
+    expected = True if flag_supported else None
+    return info.get("has_intermediate_output") is expected and not info["output_node"]
+
+
 @pytest.fixture
 def temp_dir(comfy, tmp_path):
     """ComfyUI's temp folder pointed at a pytest folder for one test."""
@@ -63,7 +78,7 @@ def saved_size(temp_dir, entry):
         return image.size
 
 
-def test_helpers(pack, temp_dir):
+def test_helpers(pack, temp_dir, persistent_flag):
     p = pack.previews
     assert p.thumbnail(np.zeros((1200, 600, 3), np.uint8)).shape == (512, 256, 3)
     small = np.zeros((100, 50, 3), np.uint8)
@@ -77,7 +92,7 @@ def test_helpers(pack, temp_dir):
     assert p.save_temp_images([]) == []
     merged = p.UIParts({"text": ("a",)}, None, types.SimpleNamespace(as_dict=lambda: {"images": [1]})).as_dict()
     assert merged == {"text": ("a",), "images": [1]}
-    assert p.persistent_ui() == {"has_intermediate_output": True}      # ComfyUI 0.33 has the flag
+    assert p.persistent_ui() == ({"has_intermediate_output": True} if persistent_flag else {})
 
 
 def test_pose_nodes_preview_only_inside_the_executor(pack, temp_dir):
@@ -97,12 +112,11 @@ def test_pose_nodes_preview_only_inside_the_executor(pack, temp_dir):
 
 @pytest.mark.parametrize("name", ["PoseFromBank", "RenderPose", "EditPose", "LoadPoseJSON", "PoseForPrompt",
                                   "ApplyPoseControlNet"])
-def test_preview_nodes_keep_their_ui_when_cached(pack, name):
-    info = getattr(pack.pose, name).GET_NODE_INFO_V1()
-    assert info["has_intermediate_output"] is True and not info["output_node"]
+def test_preview_nodes_keep_their_ui_when_cached(pack, name, persistent_flag):
+    assert kept_when_cached(getattr(pack.pose, name).GET_NODE_INFO_V1(), persistent_flag)
 
 
-def test_face_picker_payload(pack, temp_dir):
+def test_face_picker_payload(pack, temp_dir, persistent_flag):
     from pulid_flux.engine.encoder import ImageStatus
 
     statuses = [ImageStatus("image 1", True, 2, "left_to_right", 1, bbox=[300.0, 10.0, 380.0, 90.0], score=0.9,
@@ -111,7 +125,7 @@ def test_face_picker_payload(pack, temp_dir):
     result = types.SimpleNamespace(images=statuses)
     frames = [np.full((600, 800, 3), 200, np.uint8), np.zeros((48, 64, 3), np.uint8)]
     face = pack.face
-    assert face.EncodeIdentity.GET_NODE_INFO_V1()["has_intermediate_output"] is True
+    assert kept_when_cached(face.EncodeIdentity.GET_NODE_INFO_V1(), persistent_flag)
 
     direct = face._face_picker_data(face.EncodeIdentity, frames, result, "left_to_right", 1)
     assert [("preview" in i) for i in direct["images"]] == [False, False] and not any(temp_dir.iterdir())

@@ -70,12 +70,12 @@ def test_ablate_scores_every_config_and_writes_the_report(tmp_path, tiny_pack, m
     assert "| 04_full | 2 |" in (out / "report.md").read_text()
 
 
-def test_report_needs_a_run_folder(tmp_path, caplog):
+def test_report_needs_a_run_folder(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
-    assert "run.json" in caplog.text
+    assert "run.json" in capsys.readouterr().err
 
 
-def test_scoring_failure_keeps_the_run_and_says_what_to_do(tmp_path, tiny_pack, monkeypatch, caplog):
+def test_scoring_failure_keeps_the_run_and_says_what_to_do(tmp_path, tiny_pack, monkeypatch, capsys):
     from runner_fakes import png_bytes
 
     monkeypatch.setattr(comfy_backend, "ComfyBackend", FakeComfyBackends(ticks=1))
@@ -85,7 +85,8 @@ def test_scoring_failure_keeps_the_run_and_says_what_to_do(tmp_path, tiny_pack, 
     code = main(["ablate", str(SPEC), "--out", str(out), "--server", "http://fake:1", "--reference", str(gray),
                  "--engine", "insightface", "--models-dir", str(tiny_pack), "--max-prompts", "1", "--quiet"])
     assert code == 2
-    assert "scoring failed" in caplog.text and f"report {out}" in caplog.text
+    err = capsys.readouterr().err
+    assert "scoring failed" in err and f"report {out}" in err
     assert len([l for l in (out / "manifest.jsonl").read_text().splitlines() if '"done"' in l]) == 4
     assert not (out / "report.md").exists()
 

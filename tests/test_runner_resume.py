@@ -162,8 +162,9 @@ def test_reference_is_uploaded_under_a_content_name(tmp_path, reference, monkeyp
     assert {"job_id", "config", "prompt", "seed", "params", "files", "status"} <= set(record)
 
 
-def test_run_without_server_or_reference_fails_clearly(tmp_path, reference, caplog):
+def test_run_without_server_or_reference_fails_clearly(tmp_path, reference, capsys):
     assert main(["run", str(SPEC), "--out", str(tmp_path / "o"), "--reference", str(reference)]) == 2
-    assert "no server" in caplog.text
+    assert "no server" in capsys.readouterr().err
     assert main(["run", str(SPEC), "--out", str(tmp_path / "o"), "--server", "http://x:1"]) == 2
-    assert "needs a reference photo" in caplog.text
+    assert "needs a reference photo" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()            # an error before any work leaves no output folder

@@ -1,4 +1,4 @@
-"""``pulid-studio score`` (``python -m pulid_flux.scoring.cli``): files, columns and exit codes.
+"""``pulid-studio score``: files, columns and exit codes.
 
 One end-to-end subprocess run scores composite images holding a real face (for dlib) and a
 synthetic one (for the synthetic insightface pack) with both engines; the other cases run the same
@@ -70,7 +70,7 @@ def test_cli_subprocess_two_engines(faces_dir, models_dir, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
-        [sys.executable, "-m", "pulid_flux.scoring.cli", "--reference", str(ref), "--images", str(images),
+        [sys.executable, "-m", "api_client.cli", "score", "--reference", str(ref), "--images", str(images),
          "--engine", "dlib", "--engine", "insightface", "--out", str(out), "--models-dir", str(models_dir),
          "--device", "cpu", "--dlib-upsample", "0"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -78,7 +78,7 @@ def test_cli_subprocess_two_engines(faces_dir, models_dir, tmp_path):
     assert "dlib" in proc.stdout and "insightface" in proc.stdout
     header, rows = read_csv(out / "scores.csv")
     assert header == ["file", "face_found", "n_faces", "similarity_dlib", "similarity_insightface", "face_px",
-                      "n_faces_dlib", "face_px_dlib", "n_faces_insightface", "face_px_insightface"]
+                      "n_faces_dlib", "face_px_dlib", "n_faces_insightface", "face_px_insightface", "error"]
     by_file = {r["file"]: r for r in rows}
     assert list(by_file) == ["a_obama.png", "b_lecun.png", "c_plain.png"]
     assert float(by_file["a_obama.png"]["similarity_dlib"]) > DLIB_THRESHOLD
@@ -126,29 +126,79 @@ def test_cli_in_process_thresholds(models_dir, synthetic_folder, tmp_path, thres
             "insightface", "--out", tmp_path, "--models-dir", models_dir, "--device", "cpu"]
     assert run(parse(*argv, *(["--threshold", threshold] if threshold else []))) == 0
     header, rows = read_csv(tmp_path / "scores.csv")
-    assert header == ["file", "face_found", "n_faces", "similarity_insightface", "face_px"]
+    assert header == ["file", "face_found", "n_faces", "similarity_insightface", "face_px", "error"]
     summary = json.loads((tmp_path / "summary.json").read_text())["insightface"]
     values = [float(r["similarity_insightface"]) for r in rows if r["similarity_insightface"]]
     assert summary["threshold"] == expected
     assert summary["pass_rate"] == sum(v >= expected for v in values) / 3
 
 
-def test_cli_errors_are_clear_and_exit_1(models_dir, synthetic_folder, tmp_path, caplog):
+def score_cli(capsys, *argv) -> tuple[int, str]:
+    """``pulid-studio score ARGV``: (exit status, stderr)."""
+    from api_client.cli import main
+
+    capsys.readouterr()
+    code = main(["score", *map(str, argv)])
+    return code, capsys.readouterr().err
+
+
+def test_cli_errors_are_one_line_with_exit_2(models_dir, synthetic_folder, tmp_path, capsys):
     common = ["--out", tmp_path, "--models-dir", models_dir, "--device", "cpu", "--engine", "insightface"]
     plain = synthetic_folder / "images" / "plain.png"
-    assert run(parse("--reference", plain, "--images", synthetic_folder / "images", *common)) == 1
-    assert "plain.png: no face found in this reference photo" in caplog.text
-    caplog.clear()
-    assert run(parse("--reference", plain, "--images", synthetic_folder / "images", "--engine", "facenet",
-                     "--out", tmp_path)) == 1
-    assert "unknown scoring engine 'facenet'" in caplog.text
-    caplog.clear()
-    assert run(parse("--reference", synthetic_folder / "ref.png", "--images", tmp_path / "empty_missing", *common)) == 1
-    assert "empty_missing" in caplog.text
-    caplog.clear()
-    assert run(parse("--reference", synthetic_folder / "ref.png", "--images", synthetic_folder / "images",
-                     "--out", tmp_path, "--insightface-root", tmp_path / "nowhere", "--engine", "insightface")) == 1
-    assert "no insightface model pack 'antelopev2' found" in caplog.text
+    cases = [
+        (["--reference", plain, "--images", synthetic_folder / "images", *common],
+         "plain.png: no face found in this reference photo"),
+        (["--reference", plain, "--images", synthetic_folder / "images", "--engine", "facenet", "--out", tmp_path],
+         "unknown scoring engine 'facenet'"),
+        (["--reference", synthetic_folder / "ref.png", "--images", tmp_path / "empty_missing", *common],
+         "empty_missing"),
+        (["--reference", synthetic_folder / "ref.png", "--images", synthetic_folder / "images", "--out", tmp_path,
+          "--insightface-root", tmp_path / "nowhere", "--engine", "insightface"],
+         "no insightface model pack 'antelopev2' found"),
+    ]
+    for argv, expected in cases:
+        code, err = score_cli(capsys, *argv)
+        assert code == 2 and err.startswith("pulid-studio: error: ") and err.count("\n") == 1, err
+        assert expected in err
+
+
+def test_unreadable_images_are_skipped_with_a_warning_and_a_row(models_dir, synthetic_folder, tmp_path, capsys,
+                                                                caplog):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("same.png", "other.png"):
+        (images / name).write_bytes((synthetic_folder / "images" / name).read_bytes())
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    gallery = tmp_path / "gallery"
+    (gallery / "cfg").mkdir(parents=True)
+    (gallery / "cfg" / "01_a_s1.png").write_bytes((synthetic_folder / "images" / "same.png").read_bytes())
+    (gallery / "cfg" / "02_b_s1.png").write_bytes(b"not an image")
+    common = ["--reference", synthetic_folder / "ref.png", "--engine", "insightface", "--models-dir", models_dir,
+              "--device", "cpu"]
+
+    code, err = score_cli(capsys, "--images", images, "--out", tmp_path / "out", *common)
+    assert code == 0, err
+    assert "broken.png: skipped, not a readable image" in caplog.text
+    header, rows = read_csv(tmp_path / "out" / "scores.csv")
+    by_file = {r["file"]: r for r in rows}
+    assert sorted(by_file) == ["broken.png", "other.png", "same.png"]
+    assert by_file["broken.png"]["error"].startswith("unreadable: ")
+    assert by_file["broken.png"]["similarity_insightface"] == "" and by_file["same.png"]["error"] == ""
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["insightface"]
+    assert summary["count"] == 2 and summary["no_face_rate"] == 0.0      # the unreadable file is not scored
+    assert json.loads((tmp_path / "out" / "run_info.json").read_text())["unreadable"] == ["broken.png"]
+
+    code, err = score_cli(capsys, "--gallery", gallery, "--out", tmp_path / "gout", *common)
+    assert code == 0, err
+    header, rows = read_csv(tmp_path / "gout" / "eval" / "cfg.csv")
+    assert [r["error"][:11] for r in rows] == ["", "unreadable:"]
+    assert json.loads((tmp_path / "gout" / "run_info.json").read_text())["unreadable"] == ["cfg/02_b_s1.png"]
+
+    (images / "same.png").unlink()
+    (images / "other.png").unlink()
+    code, err = score_cli(capsys, "--images", images, "--out", tmp_path / "out2", *common)
+    assert code == 2 and "none of the 1 image(s) could be read (broken.png)" in err
+    assert not (tmp_path / "out2").exists()
 
 
 def test_add_parser_registers_the_score_subcommand():

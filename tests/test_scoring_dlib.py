@@ -129,11 +129,11 @@ def test_no_face_image_counts_in_no_face_rate_not_in_mean(scored):
     _, out = scored
     with open(out / "scores.csv", newline="") as fh:
         reader = csv.DictReader(fh)
-        assert reader.fieldnames == ["file", "face_found", "n_faces", "similarity_dlib", "face_px"]
+        assert reader.fieldnames == ["file", "face_found", "n_faces", "similarity_dlib", "face_px", "error"]
         rows = list(reader)
     gradient_row = next(r for r in rows if r["file"] == "zz_gradient.png")
     assert gradient_row == {"file": "zz_gradient.png", "face_found": "0", "n_faces": "0", "similarity_dlib": "",
-                            "face_px": ""}
+                            "face_px": "", "error": ""}
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary) == ["dlib"] and tuple(summary["dlib"]) == SUMMARY_KEYS
     s = summary["dlib"]

@@ -191,7 +191,7 @@ def test_gallery_csvs_and_summaries_recompute(gallery):
     for config in CONFIGS:
         header, rows = read_rows(out / "eval" / f"{config}.csv")
         assert header == ["file", "config", "prompt", "seed", "face_found", "n_faces", "similarity_insightface",
-                          "face_px"]
+                          "face_px", "error"]
         assert [r["file"] for r in rows] == sorted(n for c, n in files if c == config)
         for r in rows:
             prompt, seed, face, same = files[(config, r["file"])]

@@ -21,7 +21,7 @@ from pulid_flux.tiny.flux import TINY_FLUX, TinyFluxConfig, flux_state_dict, wri
 from pulid_flux.tiny.lora import lora_state_dict, lora_targets
 from pulid_flux.tiny.pulid import TinyPulidConfig, pulid_state_dict, write_pulid
 from pulid_flux.tiny.random_weights import SeededTensors
-from pulid_flux.tiny.vae import TinyVaeConfig, vae_state_dict
+from pulid_flux.tiny.vae import vae_state_dict
 
 SMALL_FLUX = TinyFluxConfig(depth=2, depth_single_blocks=3)
 
@@ -143,23 +143,22 @@ def test_clip_l_uses_the_hf_text_model_layout():
 
 # -- VAE -------------------------------------------------------------------------------------------
 
-def test_vae_has_the_bfl_autoencoder_layout_with_16_latent_channels():
+def test_vae_has_the_taesd_layout_with_16_latent_channels():
     sd = vae_state_dict()
-    assert sd["encoder.conv_in.weight"].shape == (128, 3, 3, 3)
-    assert sd["encoder.conv_out.weight"].shape == (32, 512, 3, 3)        # mean + logvar of 16 channels
-    assert sd["decoder.conv_in.weight"].shape == (128, 16, 3, 3)         # decoder ch 32 x 4
-    assert sd["decoder.conv_out.weight"].shape == (3, 32, 3, 3)
-    assert sd["encoder.mid.attn_1.q.weight"].shape == (512, 512, 1, 1)
-    assert {k for k in sd if ".downsample." in k} == {f"encoder.down.{i}.downsample.conv.{p}"
-                                                      for i in range(3) for p in ("weight", "bias")}
-    assert {k for k in sd if ".upsample." in k} == {f"decoder.up.{i}.upsample.conv.{p}"
-                                                    for i in (1, 2, 3) for p in ("weight", "bias")}
-    assert not any("quant_conv" in k for k in sd)                        # BFL ae has none
-    # The LDM decoder has num_res_blocks + 1 (= 3) res blocks per level, the encoder 2.
-    assert len([k for k in sd if k.startswith("decoder.up.0.block.2.")]) == 8
-    assert not any(k.startswith("encoder.down.0.block.2.") for k in sd)
-    with pytest.raises(ValueError, match="multiple of 32"):
-        TinyVaeConfig(decoder_ch=48)
+    assert sd["taesd_encoder.0.weight"].shape == (64, 3, 3, 3)
+    assert sd["taesd_encoder.14.weight"].shape == (16, 64, 3, 3)       # 16 latent channels out
+    assert sd["taesd_decoder.1.weight"].shape == (64, 16, 3, 3)        # ComfyUI reads latent_channels here
+    assert sd["taesd_decoder.19.weight"].shape == (3, 64, 3, 3)
+    # Three stride-2 convs (8x down), three convs after the 2x upsamples; none has a bias.
+    for prefix, indices in (("taesd_encoder", (2, 6, 10)), ("taesd_decoder", (7, 12, 17))):
+        for i in indices:
+            assert sd[f"{prefix}.{i}.weight"].shape == (64, 64, 3, 3) and f"{prefix}.{i}.bias" not in sd
+    assert {k.split(".")[1] for k in sd if k.startswith("taesd_encoder.")} == {str(i) for i in range(15)}
+    assert {k.split(".")[1] for k in sd if k.startswith("taesd_decoder.")} == {
+        "1", "3", "4", "5", "7", "8", "9", "10", "12", "13", "14", "15", "17", "18", "19"}
+    assert len([k for k in sd if k.startswith("taesd_decoder.18.conv.")]) == 6   # a block: 3 convs
+    assert float(sd["vae_scale"]) == 1.0 and float(sd["vae_shift"]) == 0.0
+    assert sum(v.numel() for v in sd.values()) < 2_500_000              # 1.2 M each way
 
 
 # -- LoRA ------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import ComfyClientError
+from ..cli_errors import EXIT_INCOMPLETE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
+from ..transport import DEFAULT_CONNECT_TIMEOUT
 from . import execution, reporting
 from .errors import RunnerError
 from .plan import RunPlan
@@ -30,10 +31,10 @@ log = logging.getLogger("api_client.runner")
 
 #: The plan sources offered on the command line, one sub-command each.
 SOURCES: tuple[PlanSource, ...] = (RUN, ABLATE)
-EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_ERROR = EXIT_INPUT  # the name earlier versions exported (see api_client.cli_errors for every code)
 
 __all__ = ["EXIT_ERROR", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK", "SOURCES", "RunnerError", "add_parsers",
-           "main", "run_command"]
+           "main"]
 
 
 # ----------------------------------------------------------------------------- argument parsing
@@ -73,9 +74,22 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", action="append", default=[], metavar="IMAGE",
                         help="reference photo(s): the first feeds PuLID, all are used for scoring "
                              "(default: the spec's reference)")
+    parser.add_argument("--connect-timeout", type=_positive_float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
+                        help="give up on a server that does not accept the connection within this time (default "
+                             f"{DEFAULT_CONNECT_TIMEOUT:g}; a refused connection or an unknown host fails at once)")
     parser.add_argument("--depth", type=int, default=2, help="prompts kept queued per server (default 2)")
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and their state, run nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
 
 
 def _add_score_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,17 +149,18 @@ def generate(args, source: PlanSource) -> int:
     """Build the source's plan, run it (resumable) and, for reporting sources, write the report."""
     _configure_logging(args.quiet)
     started = time.monotonic()
-    plan = source.build(args, _request(args))
-    if source.report:
-        plan = replace(plan, info=replace(plan.info, engines=tuple(args.engine)))
-    if args.dry_run:
-        return _print_dry_run(plan)
-    servers = execution.ServerOptions(urls=tuple(args.server), launch=Path(args.launch) if args.launch else None,
-                                      depth=args.depth, quiet=args.quiet)
-    with execution.exclusive(plan.out):
-        result = execution.run_plan(plan, servers)
-        if source.report and not args.no_report and not result.interrupted:
-            _report_after_run(args, plan, result.finished)
+    with execution.discard_if_nothing_done(Path(args.out)):
+        plan = source.build(args, _request(args))
+        if source.report:
+            plan = replace(plan, info=replace(plan.info, engines=tuple(args.engine)))
+        if args.dry_run:
+            return _print_dry_run(plan)
+        servers = execution.ServerOptions(urls=tuple(args.server), launch=Path(args.launch) if args.launch else None,
+                                          depth=args.depth, quiet=args.quiet, connect_timeout=args.connect_timeout)
+        with execution.exclusive(plan.out):
+            result = execution.run_plan(plan, servers)
+            if source.report and not args.no_report and not result.interrupted:
+                _report_after_run(args, plan, result.finished)
     missing = result.missing
     log.info("finished in %.1fs: %d of %d job(s) done%s", time.monotonic() - started,
              len(plan.jobs) - len(missing), len(plan.jobs),
@@ -196,27 +211,9 @@ def _configure_logging(quiet: bool) -> None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def run_command(args) -> int:
-    """Dispatch with the runner's errors turned into exit codes and messages."""
-    try:
-        return int(args.func(args) or 0)
-    except ComfyClientError as exc:       # SpecError, RunnerError, the client's errors
-        log.error("%s", exc)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        log.warning("interrupted")
-        return EXIT_INTERRUPTED
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api_client.runner",
-                                     description="Run ablation specs on ComfyUI servers and report on them.")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers.required = True
-    add_parsers(subparsers)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
-    return run_command(args)
+    """``python -m api_client.runner run|ablate|report ...``: the ``pulid-studio`` command line (its
+    argument errors, messages and exit codes)."""
+    from ..cli import main as cli_main
+
+    return cli_main(sys.argv[1:] if argv is None else list(argv))

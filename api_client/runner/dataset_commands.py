@@ -26,9 +26,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..errors import ComfyClientError, OverrideError
+from ..errors import OverrideError
 from . import execution
-from .commands import (EXIT_ERROR, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, _add_run_arguments, _configure_logging,
+from .commands import (EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, _add_run_arguments, _configure_logging,
                        _interruptible, _request)
 from .errors import RunnerError
 from .plan import RunPlan
@@ -109,7 +109,7 @@ def register(commands) -> None:
     train.add_argument("--rank", type=_positive_int, default=32)
     train.add_argument("--save-every", type=_positive_int, default=250,
                        help="checkpoint interval: the checkpoint sweep compares these (default 250)")
-    synth.set_defaults(func=_run(cmd_synthesize))
+    synth.set_defaults(func=_interruptible(_discarding(cmd_synthesize)))
 
     canon = commands.add_parser(
         "canonicalize", help="one photo -> a frontal, neutral, bare-face portrait (identity checked)",
@@ -118,20 +118,14 @@ def register(commands) -> None:
                     "OUT/portrait.png (report in OUT/report.md).")
     canon.add_argument("photo", metavar="PHOTO", help="a photo of the subject")
     _add_common(canon, "portraits")
-    canon.set_defaults(func=_run(cmd_canonicalize))
+    canon.set_defaults(func=_interruptible(_discarding(cmd_canonicalize)))
 
 
-def _run(handler):
-    inner = _interruptible(handler)
-
+def _discarding(handler):
+    """An error before any job ran leaves no half-created ``--out`` behind (as for every run)."""
     def run(args) -> int:
-        from pulid_flux.errors import PulidError
-
-        try:
-            return inner(args)
-        except (ComfyClientError, PulidError, ValueError, FileNotFoundError) as exc:
-            log.error("%s", exc)
-            return EXIT_ERROR
+        with execution.discard_if_nothing_done(Path(args.out)):
+            return handler(args)
     run.__name__ = handler.__name__
     return run
 
@@ -160,12 +154,18 @@ class Servers:
         todo = [j for j in plan.jobs if j.job_id not in finished]
         log.info("%s: %d job(s), %d already done, %d to run", what, len(plan.jobs), len(plan.jobs) - len(todo),
                  len(todo))
+        if todo:
+            execution.check_server_options(self._options(tuple(args.server), Path(args.launch) if args.launch else None))
         if todo and args.launch and self.launched is None:
             server = execution.launch_local(plan, Path(args.launch))
             self.stack.callback(server.stop)
             self.launched = server.url
         urls = ((self.launched,) if self.launched else ()) + tuple(args.server)
-        return execution.run_plan(plan, execution.ServerOptions(urls=urls, depth=args.depth, quiet=args.quiet))
+        return execution.run_plan(plan, self._options(urls))
+
+    def _options(self, urls, launch=None) -> execution.ServerOptions:
+        return execution.ServerOptions(urls=urls, launch=launch, depth=self.args.depth, quiet=self.args.quiet,
+                                       connect_timeout=self.args.connect_timeout)
 
 
 def _dry_run(plan: RunPlan) -> int:
@@ -192,9 +192,7 @@ def _prepared(args, source: str) -> tuple[RunRequest, Path]:
     if not photo.is_file():
         raise RunnerError(f"{photo} not found")
     args.reference = [str(photo), *args.reference]
-    request = _request(args)
-    request.out.mkdir(parents=True, exist_ok=True)
-    return request, photo
+    return _request(args), photo
 
 
 def _counts(args) -> tuple[int, int]:

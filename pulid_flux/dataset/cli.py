@@ -2,11 +2,12 @@
 [--reference IMG ...]``.
 
 ``add_parser(subparsers)`` adds the ``dataset`` command (with its ``prepare`` sub-command) to a
-larger CLI; ``run(args)`` executes parsed arguments and returns the exit status. Also runnable
-as ``python -m pulid_flux.dataset.cli prepare ...``.
+larger CLI (``pulid-studio``, api_client.cli, which reports the errors ``run`` raises); ``run(args)``
+executes parsed arguments and returns the exit status.
 
-Exit status: 0 when at least one photo was accepted, 1 when none was or an error stopped the run
-(the message says which file and what to change), 2 for bad arguments.
+Exit status (the ``pulid-studio`` convention): 0 when at least one photo was accepted, 1 when none
+was (the report says why for each), 2 for bad arguments or input (the message names the file and
+what to change).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ log = logging.getLogger("pulid_flux.dataset")
 
 ENGINE_CHOICES = ("dlib", "insightface")
 OTHERS_CHOICES = ("crop", "keep", "reject")      # = options.OTHERS_CHOICES (not imported: argparse stays light)
+EXIT_NOTHING_ACCEPTED = 1  # "ran, but not all of the work succeeded" in the pulid-studio convention
 DLIB_DETECT_SIDE = 768
 
 
@@ -169,30 +171,26 @@ _OPTION_ARGS = ("similarity_threshold", "competing_face_ratio", "min_face_px", "
 
 
 def run(args) -> int:
-    """Run ``dataset prepare`` from parsed arguments; returns the exit status."""
+    """Run ``dataset prepare`` from parsed arguments; returns the exit status. Errors are raised for
+    ``pulid-studio`` to report (one line naming the file)."""
     _configure_logging(getattr(args, "quiet", False))
-    from ..errors import PulidError
     from .aitoolkit import TrainingConfig
     from .options import PrepareOptions
     from .pipeline import prepare_dataset
 
-    try:
-        given = {name: getattr(args, name) for name in _OPTION_ARGS if getattr(args, name) is not None}
-        options = PrepareOptions(**given, caption_text=args.caption, blur_other_faces=args.blur_other_faces)
-        training = TrainingConfig(name=args.name, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                                  rank=args.rank, alpha=args.rank, base_model=args.base_model)
-        engine = build_engine(args)
-        vlm = build_vlm(args)
+    given = {name: getattr(args, name) for name in _OPTION_ARGS if getattr(args, name) is not None}
+    options = PrepareOptions(**given, caption_text=args.caption, blur_other_faces=args.blur_other_faces)
+    training = TrainingConfig(name=args.name, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                              rank=args.rank, alpha=args.rank, base_model=args.base_model)
+    engine = build_engine(args)
+    vlm = build_vlm(args)
 
-        def progress(done, total, stage):
-            if stage == "analyse" and (done == total or done % 10 == 0):
-                log.info("analysed %d/%d photos", done, total)
+    def progress(done, total, stage):
+        if stage == "analyse" and (done == total or done % 10 == 0):
+            log.info("analysed %d/%d photos", done, total)
 
-        result = prepare_dataset(args.input_dir, args.output_dir, args.trigger, engine, references=args.reference,
-                                 options=options, training=training, progress=progress, vlm=vlm)
-    except (PulidError, ValueError, FileNotFoundError) as exc:
-        log.error("dataset prepare failed: %s", exc)
-        return 1
+    result = prepare_dataset(args.input_dir, args.output_dir, args.trigger, engine, references=args.reference,
+                             options=options, training=training, progress=progress, vlm=vlm)
     summary = result.report["summary"]
     reasons = ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()) or "none"
     log.info("accepted %d of %d (rejected: %s)", summary["accepted"], summary["inputs"], reasons)
@@ -201,19 +199,6 @@ def run(args) -> int:
                     summary["vlm_captions_replaced"], result.report_path)
     log.info("dataset: %s\nconfig:  %s\nreport:  %s", result.dataset_dir, result.config_path, result.html_path)
     if not result.accepted:
-        log.error("no photo was accepted; see %s for the reason of each", result.report_path)
-        return 1
+        log.warning("no photo was accepted; see %s for the reason of each", result.report_path)
+        return EXIT_NOTHING_ACCEPTED
     return 0
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pulid_flux.dataset.cli",
-                                     description="Face-aware dataset preparation for identity LoRA training.")
-    commands = parser.add_subparsers(dest="dataset_command", required=True, metavar="COMMAND")
-    add_prepare_arguments(commands.add_parser("prepare", help="photos -> ai-toolkit dataset, config and report"))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

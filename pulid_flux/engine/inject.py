@@ -194,6 +194,8 @@ class PulidBlockHook:
                 raise PulidError("PuLID: cannot tell text from image tokens in a single block "
                                  "(no img_slice in transformer_options and no double-block hook ran)")
         image = out["img"]
+        # Generated tokens first, reference latents (Kontext) after them. ComfyUI 0.8.0 sets neither
+        # img_slice nor reference_image_num_tokens: the grid our wrapper records covers both versions.
         refs = sum(to.get("reference_image_num_tokens") or [])
         grid = to.get(GRID_KEY)
         n_gen = grid[0] * grid[1] if grid is not None else image.shape[1] - start - refs

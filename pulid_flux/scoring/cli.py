@@ -9,7 +9,8 @@ threshold}}) and ``OUTDIR/run_info.json``. ``--gallery DIR`` scores ``DIR/<confi
 and also writes per-config CSVs, grids and a plot. ``--calibrate DIR`` measures same/different-person
 similarities on labelled photos and suggests a threshold.
 
-Also runnable as ``python -m pulid_flux.scoring.cli ...`` (same options, no ``score`` word).
+Run through ``pulid-studio score`` (api_client.cli), which reports errors and exit codes the same
+way for every command; the library does not know the client, so it has no entry point of its own.
 """
 
 from __future__ import annotations
@@ -133,43 +134,26 @@ def _calibrate(args, options) -> None:
 
 
 def run(args) -> int:
-    """Run the command for parsed ``args``; returns the exit status (errors are logged, not raised)."""
-    from ..errors import PulidError
-    from ..images import ImageReadError
-
-    try:
-        options = engine_options(args)
-        if args.calibrate:
-            _calibrate(args, options)
-            return 0
-        if not args.reference:
-            raise ValueError("--reference IMG [IMG ...] is required to score images")
-        thresholds = parse_thresholds(args.threshold)
-        engines = args.engine or ["dlib"]
-        from .report import format_table
-        if args.gallery:
-            from .gallery import score_gallery
-            result = score_gallery(args.gallery, args.reference, args.out, engines=engines, options=options,
-                                   thresholds=thresholds, manifest=args.manifest)
-            sys.stdout.write(format_table(result.summaries) + "\n")
-        else:
-            from .folder import score_folder
-            result = score_folder(args.images, args.reference, args.out, engines=engines, options=options,
-                                  thresholds=thresholds)
-            sys.stdout.write(format_table({"images": result.summary}) + "\n")
-        sys.stdout.write(f"results written to {args.out}\n")
+    """Run the command for parsed ``args``; returns the exit status. Errors (a missing file, an
+    unknown engine, no face in a reference) are raised for ``pulid-studio`` to report."""
+    options = engine_options(args)
+    if args.calibrate:
+        _calibrate(args, options)
         return 0
-    except (PulidError, ImageReadError, FileNotFoundError, ValueError) as exc:
-        log.error("%s", exc)
-        return 1
-
-
-def main(argv=None) -> int:
-    parser = configure_parser(argparse.ArgumentParser(prog="python -m pulid_flux.scoring.cli", description=HELP))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if not args.reference:
+        raise ValueError("--reference IMG [IMG ...] is required to score images")
+    thresholds = parse_thresholds(args.threshold)
+    engines = args.engine or ["dlib"]
+    from .report import format_table
+    if args.gallery:
+        from .gallery import score_gallery
+        result = score_gallery(args.gallery, args.reference, args.out, engines=engines, options=options,
+                               thresholds=thresholds, manifest=args.manifest)
+        sys.stdout.write(format_table(result.summaries) + "\n")
+    else:
+        from .folder import score_folder
+        result = score_folder(args.images, args.reference, args.out, engines=engines, options=options,
+                              thresholds=thresholds)
+        sys.stdout.write(format_table({"images": result.summary}) + "\n")
+    sys.stdout.write(f"results written to {args.out}\n")
+    return 0

@@ -49,6 +49,8 @@ def score_folder(images_dir, reference, out_dir, *, engines=("dlib",), options: 
     images = []
     for i, path in enumerate(files):
         images.append(run.score_file(path))
+        if not images[-1].scored:
+            continue  # score_file warned
         log.info("[%d/%d] %s: %s", i + 1, len(files), path.name,
                  ", ".join(f"{k} {s.similarity if s.face_found else 'no face'}" for k, s in images[-1].scores.items()))
     summary = run.summarize(images)
@@ -56,5 +58,7 @@ def score_folder(images_dir, reference, out_dir, *, engines=("dlib",), options: 
     paths = {"scores": write_scores_csv(out_dir / SCORES_CSV, images, run.keys),
              "summary": write_json(out_dir / SUMMARY_JSON, summary),
              "run_info": write_json(out_dir / RUN_INFO_JSON, {**run.info(), "images_dir": str(images_dir),
-                                                               "n_images": len(images)})}
+                                                               "n_images": len(images),
+                                                               "unreadable": [im.file for im in images
+                                                                              if not im.scored]})}
     return FolderResult(images=images, summary=summary, run=run, paths=paths)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import list_images, load_rgb
+from ..images import ImageReadError, list_images, load_rgb
 from .engines import EngineOptions
 from .grid import FULL_TILE_MAX, GridLayout, Tile, full_tile, render_grid, small_tile
 from .naming import ImageMeta, find_manifest, image_meta, read_manifest
@@ -118,6 +118,8 @@ def _tile(cell: list[ScoredImage], thumbnails: dict[str, np.ndarray], keys: Sequ
           thresholds: dict[str, float]) -> Tile:
     shown = min(cell, key=_display_key)
     primary = shown.scores[keys[0]]
+    if not shown.scored:
+        return Tile(None, f"unreadable\n{shown.file}", "noface")
     if len(keys) == 1:
         line1 = f"{primary.similarity:.3f}" if primary.face_found else "no face"
     else:
@@ -174,9 +176,15 @@ def score_gallery(gallery_dir, reference, out_dir, *, engines=("dlib",), options
     for config, entries in gallery.items():
         images[config] = []
         for e in entries:
-            array = load_rgb(e.path)
-            images[config].append(run.score(array, e.path.name, path=e.path, config=config, prompt=e.meta.prompt,
-                                            seed=e.meta.seed, index=e.meta.index))
+            meta = dict(path=e.path, config=config, prompt=e.meta.prompt, seed=e.meta.seed, index=e.meta.index)
+            try:
+                array = load_rgb(e.path)
+            except ImageReadError as exc:
+                images[config].append(run.unreadable(e.path, exc, e.path.name, **{k: v for k, v in meta.items()
+                                                                                  if k != "path"}))
+                done += 1
+                continue
+            images[config].append(run.score(array, e.path.name, **meta))
             if e.relative in shown:
                 thumbnails[e.relative] = _thumbnail(array)
             done += 1
@@ -202,11 +210,12 @@ def score_gallery(gallery_dir, reference, out_dir, *, engines=("dlib",), options
     small.save(out_dir / FILES["grid_small"])
     paths["grid_small"] = out_dir / FILES["grid_small"]
 
-    sims = {c: {k: [im.scores[k].similarity for im in ims] for k in keys} for c, ims in images.items()}
+    sims = {c: {k: [im.scores[k].similarity for im in ims if im.scored] for k in keys} for c, ims in images.items()}
     paths["plot"] = plot_similarities(out_dir / FILES["plot"], config_names, sims, summaries, keys, run.models)
     paths["run_info"] = write_json(out_dir / FILES["run_info"], {
         **run.info(), "gallery": str(gallery_dir), "configs": config_names, "prompts": prompts,
         "n_images": {c: len(ims) for c, ims in images.items()},
+        "unreadable": [f"{c}/{im.file}" for c, ims in images.items() for im in ims if not im.scored],
         "grid": {"rows": "prompts", "columns": "configs",
                  "tile_shows": "the cell's image with the lowest seed (then file name)"}})
     log.info("gallery scores written to %s", out_dir)

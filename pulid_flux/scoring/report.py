@@ -4,7 +4,8 @@ Per-image columns: ``file``, [``config``, ``prompt``, ``seed`` for galleries], `
 ``n_faces``, ``similarity_<engine>`` for each engine (empty when that engine found no face),
 ``face_px`` (sqrt of the chosen face's bbox area, empty without a face). ``face_found``, ``n_faces``
 and ``face_px`` describe the FIRST engine; with several engines ``n_faces_<engine>`` and
-``face_px_<engine>`` follow for each one.
+``face_px_<engine>`` follow for each one. ``error`` is empty, or says why the image could not be
+scored (``unreadable: <reason>``; its other cells are then empty).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def columns(keys: Sequence[str], *, gallery: bool = False) -> list[str]:
     if len(keys) > 1:
         for k in keys:
             cols += [f"n_faces_{k}", f"face_px_{k}"]
-    return cols
+    return cols + ["error"]
 
 
 def _cell(value):
@@ -39,6 +40,8 @@ def row(image: ScoredImage, keys: Sequence[str], *, gallery: bool = False) -> di
     out = {"file": image.file}
     if gallery:
         out.update(config=_cell(image.config), prompt=_cell(image.prompt), seed=_cell(image.seed))
+    if not image.scored:
+        return {**out, "face_found": 0, "error": image.error}
     out.update(face_found=int(primary.face_found), n_faces=primary.n_faces)
     out.update({f"similarity_{k}": _cell(image.scores[k].similarity) for k in keys})
     out["face_px"] = _cell(primary.face_px)
@@ -46,6 +49,7 @@ def row(image: ScoredImage, keys: Sequence[str], *, gallery: bool = False) -> di
         for k in keys:
             out[f"n_faces_{k}"] = image.scores[k].n_faces
             out[f"face_px_{k}"] = _cell(image.scores[k].face_px)
+    out["error"] = ""
     return out
 
 

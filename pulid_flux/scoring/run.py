@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import load_rgb
+from ..images import ImageReadError, load_rgb
 from .engines import EngineOptions, ScoringEngine, load_scoring_engines, resolve_thresholds
 from .reference import Reference
 from .report import summarize_images
-from .score import FACE_PX_DECIMALS, ScoredImage, build_references, score_image
+from .score import FACE_PX_DECIMALS, EngineScore, ScoredImage, build_references, score_image
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,28 @@ class ScoringRun:
         return ScoredImage(file=file, scores=score_image(image, self.engines, self.references, name=file), **meta)
 
     def score_file(self, path, file: str | None = None, **meta) -> ScoredImage:
+        """Score the image at ``path``; an unreadable file is skipped with a warning and comes back
+        as a row that says so (``error``), so one broken file does not stop a run."""
         path = Path(path)
-        return self.score(load_rgb(path), file or path.name, path=path, **meta)
+        try:
+            image = load_rgb(path)
+        except ImageReadError as exc:
+            return self.unreadable(path, exc, file, **meta)
+        return self.score(image, file or path.name, path=path, **meta)
+
+    def unreadable(self, path: Path, exc: Exception, file: str | None = None, **meta) -> ScoredImage:
+        reason = str(exc).split(": ", 1)[-1] if str(exc).startswith(str(path)) else str(exc)
+        log.warning("%s: skipped, not a readable image (%s)", path, reason)
+        return ScoredImage(file=file or path.name, scores={k: EngineScore(n_faces=0) for k in self.keys}, path=path,
+                           error=f"unreadable: {reason}", **meta)
 
     def summarize(self, images: Sequence[ScoredImage]) -> dict:
-        return summarize_images(images, self.keys, self.thresholds)
+        """Summaries over the images that could be read (unreadable ones are listed, not scored)."""
+        readable = [im for im in images if im.scored]
+        if not readable:
+            names = ", ".join(im.file for im in images[:5]) + (", ..." if len(images) > 5 else "")
+            raise ImageReadError(f"none of the {len(images)} image(s) could be read ({names})")
+        return summarize_images(readable, self.keys, self.thresholds)
 
     def info(self) -> dict:
         """How the numbers were made (written as run_info.json beside the results)."""
@@ -90,4 +107,6 @@ class ScoringRun:
             "pass_rule": "similarity >= threshold; images without a face count as fails; pass_rate is over "
                          "all images",
             "no_face": "excluded from count/mean/median/std/min/max; counted in no_face_rate and as a fail",
+            "unreadable": "files that are not readable images are skipped with a warning: their CSV row says "
+                          "'unreadable: <reason>' in the error column, and they are left out of every summary",
         }

@@ -69,6 +69,11 @@ class ScoredImage:
     seed: int | None = None
     index: int | None = None               # <NN> of the gallery file name
     extra: dict = field(default_factory=dict)
+    error: str | None = None               # why it could not be scored ("unreadable: ..."); no scores then
+
+    @property
+    def scored(self) -> bool:
+        return self.error is None
 
     @property
     def primary(self) -> EngineScore:

@@ -9,7 +9,7 @@ name                              file (relative to ``models_dir``)           Co
 ================================  ==========================================  ========================
 ``flux``                          diffusion_models/flux1-dev.safetensors      UNETLoader
 ``clip_l``                        text_encoders/clip_l.safetensors            CLIPLoader (*)
-``vae``                           vae/ae.safetensors                          VAELoader
+``vae``                           vae/ae.safetensors                          VAELoader (**)
 ``lora``                          loras/identity_lora.safetensors             LoraLoaderModelOnly
 ``controlnet_union_pro``          controlnet/flux_union_pro.safetensors       ControlNetLoader
 ``controlnet_union_pro2``         controlnet/flux_union_pro2.safetensors      ControlNetLoader
@@ -18,10 +18,11 @@ name                              file (relative to ``models_dir``)           Co
 ================================  ==========================================  ========================
 
 (*) ``type="stable_diffusion"`` then ``CLIPTextEncode`` + ``FluxGuidance``; see :mod:`.clip_l`.
+(**) in the TAESD (taef1) layout, which every supported ComfyUI decodes fast; see :mod:`.vae`.
 
 Files already written from the same configuration are reused (see :mod:`.files`), so repeated
 test sessions cost a header read per file. A cold build takes a few seconds, mostly the
-full-size CLIP-L (~236 MB) and the VAE encoder (~71 MB together with the small decoder).
+full-size CLIP-L (~236 MB).
 """
 
 import argparse

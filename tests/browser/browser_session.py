@@ -22,12 +22,14 @@ PACK_EXTENSION = "pulid_flux_studio.FacePicker"
 PACK_WEB_PATH = "/extensions/pulid_flux_studio/"
 VIEWPORT = {"width": 1600, "height": 1000}
 
-#: Console errors that a fresh ComfyUI 0.33 frontend on a closed network logs by itself (all seen with
-#: an empty web/ folder too), as (message pattern, source-URL pattern or None, why it is harmless).
+#: Console errors that a fresh ComfyUI (0.8.0 to 0.33) frontend on a closed network logs by itself (all
+#: seen with an empty web/ folder too), as (message pattern, source-URL pattern or None, why it is harmless).
 BENIGN_CONSOLE_ERRORS = (
     (r"^Failed to load resource: the server responded with a status of 404",
      r"/api/userdata[/?]|/user\.css$",
      "a fresh user folder has no user.css, saved workflows, subgraphs or comfy.templates.json"),
+    (r"^Failed to load resource: the server responded with a status of 404", r"/favicon\.ico$",
+     "the 1.35 frontend of ComfyUI 0.8.0 declares no icon, so Chromium asks for /favicon.ico"),
     (r"^ComfyApp graph accessed before initialization$", None,
      "a Vue computed of the frontend itself reads app.rootGraph during start-up (stack: settingStore chunk)"),
     (r"api\.comfy\.org.*violates the following Content Security Policy directive", None,

@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from pulid_flux.tiny.comfyui_detection import TINY_FLUX_ENV
+
 log = logging.getLogger(__name__)
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +66,8 @@ class ComfyServer:
         # One thread: the tiny models' ops are so small that a 2-thread pool on a busy 2-core machine
         # makes them 20-40x slower.
         env = dict(os.environ, DO_NOT_TRACK="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+        if self.models_dir is not None:
+            env[TINY_FLUX_ENV] = "1"  # the tiny Flux loads on ComfyUI builds that fix 24 heads (0.8.0)
         self._log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=self.comfyui_path, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      env=env)

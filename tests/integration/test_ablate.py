@@ -29,8 +29,11 @@ pytestmark = pytest.mark.integration
 SPEC = ROOT / "workflows" / "ablation.yaml"
 CONFIGS = ["01_base", "02_lora", "03_lora_pulid", "04_full"]
 SMALL = ["--set", "Latent.width=256", "--set", "Latent.height=256"]
-# Shared between sessions: the tiny models are fingerprinted, so a second session reuses them.
-TINY_MODELS = Path(tempfile.gettempdir()) / "pulid_studio_runner_tiny_models"
+# Shared between sessions: the tiny models are fingerprinted, so a second session reuses them. Kept
+# beside the session's tiny models (PULID_STUDIO_TINY_MODELS), as --tiny builds its own random EVA.
+_SESSION_MODELS = Path(os.environ.get("PULID_STUDIO_TINY_MODELS",
+                                      Path(tempfile.gettempdir()) / "pulid_studio_tiny_models"))
+TINY_MODELS = _SESSION_MODELS.with_name(_SESSION_MODELS.name + "_runner")
 
 
 def runner_env() -> dict:

@@ -80,14 +80,18 @@ class ZeroRandom:
         return 0.0
 
 
-def _templates_dir() -> Path:
-    spec = importlib.util.find_spec("comfyui_workflow_templates_json")
-    if spec is None or not spec.submodule_search_locations:
+def _template_files() -> list[Path]:
+    """Every workflow JSON of the template library installed with this ComfyUI.
+
+    Found through ``comfyui_workflow_templates_core``'s manifest, the API both library layouts
+    share: ComfyUI 0.8.0's (JSONs inside the media bundles) and 0.33's (one JSON package).
+    """
+    try:
+        from comfyui_workflow_templates_core import get_asset_path, iter_templates
+    except ImportError:
         pytest.skip("comfyui-workflow-templates is not installed (it comes with ComfyUI's requirements)")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "templates"
-    if not folder.is_dir():
-        pytest.skip(f"no templates folder in {folder.parent}")
-    return folder
+    return [Path(get_asset_path(entry.template_id, asset.filename))
+            for entry in iter_templates() for asset in entry.assets if asset.filename.endswith(".json")]
 
 
 def _chromium() -> str:
@@ -117,9 +121,7 @@ def server_object_info(template_server) -> dict:
 @pytest.fixture(scope="module")
 def templates() -> dict[str, dict]:
     found = {}
-    for path in sorted(_templates_dir().glob("*.json")):
-        if path.name.startswith("index"):
-            continue
+    for path in sorted(_template_files()):
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and isinstance(data.get("nodes"), list):
             found[path.name] = data

@@ -123,3 +123,56 @@ def test_existing_replace_patch_is_chained(flux, pulid, io):
 def test_wrong_identity_size_is_refused(flux, pulid):
     with pytest.raises(PulidError, match="identity tokens are 64-d"):
         apply_pulid(flux, pulid, PulidIdentity(torch.zeros(1, 8, 64)))
+
+
+def test_reference_latents_and_text_get_no_identity(flux, pulid, io, monkeypatch):
+    """Kontext-style reference latents through Flux's whole forward (wrappers included): in every hooked
+    block the identity reaches the generated tokens only, never the text or the reference tokens.
+
+    ComfyUI 0.33 says where they are (img_slice, reference_image_num_tokens); 0.8.0 says neither, so
+    there the pack's own DIFFUSION_MODEL wrapper (the generated-token grid) and double-block hook (the
+    text length) do.
+    """
+    from pulid_flux.engine.inject import PulidBlockHook, hook_positions
+
+    seen = []
+    hook_call = PulidBlockHook.__call__
+
+    def spy(self, args, extra, **kwargs):
+        block = extra["original_block"]
+        captured = {}
+
+        def original_block(block_args):
+            out = block(block_args)
+            captured["img"] = out["img"].clone()
+            return out
+
+        result = hook_call(self, args, {**extra, "original_block": original_block}, **kwargs)
+        # Copies: the next block adds to its input in place.
+        seen.append((self.block_type, captured["img"], result["img"].clone()))
+        return result
+
+    monkeypatch.setattr(PulidBlockHook, "__call__", spy)
+    patched = apply_pulid(flux, pulid, PulidIdentity(io["expect_id_embedding"]))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 16, 8, 8, generator=g)                    # 4x4 = 16 generated tokens
+    reference = torch.randn(1, 16, 4, 6, generator=g)            # 2x3 = 6 reference tokens
+    import comfy.patcher_extension
+    options = dict(patched.model_options["transformer_options"])
+    # As ComfyUI's sampler does before sampling (sampler_helpers): the patcher's wrappers, the pack's
+    # token-grid wrapper among them, join transformer_options.
+    options["wrappers"] = comfy.patcher_extension.merge_nested_dicts({}, patched.wrappers)
+    with torch.no_grad():
+        out = patched.model.diffusion_model.forward(x, io["timesteps"], io["txt"], y=io["y"], guidance=io["guidance"],
+                                                    ref_latents=[reference], transformer_options=options)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    txt, gen, refs = io["txt"].shape[1], 16, 6
+    dm = patched.model.diffusion_model
+    assert [kind for kind, *_ in seen] == [kind for kind, _ in hook_positions(len(dm.double_blocks),
+                                                                              len(dm.single_blocks))]
+    for kind, block_out, result in seen:
+        start = 0 if kind == "double_block" else txt             # single blocks carry the text first
+        assert block_out.shape[1] == start + gen + refs
+        assert torch.equal(result[:, :start], block_out[:, :start]), kind
+        assert torch.equal(result[:, start + gen:], block_out[:, start + gen:]), kind
+        assert not torch.equal(result[:, start:start + gen], block_out[:, start:start + gen]), kind

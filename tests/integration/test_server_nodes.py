@@ -26,9 +26,13 @@ def ours(object_info):
 
 
 def test_pack_imported_without_failure(comfy_server, object_info):
-    log = comfy_server.log_text()
-    assert "IMPORT FAILED" not in log
-    assert "pulid_flux_studio" in log
+    # Only the pack's own lines: ComfyUI's built-in extras may fail on their own (e.g. the audio
+    # nodes without torchaudio), which says nothing about this pack.
+    lines = [line for line in comfy_server.log_text().splitlines() if "pulid_flux_studio" in line]
+    timing = [line for line in lines if " seconds" in line]   # "Import times for custom nodes:"
+    assert timing, "the pack is missing from ComfyUI's custom-node import times"
+    assert not any("IMPORT FAILED" in line for line in timing), timing
+    assert not any("Cannot import" in line or "comfy_entrypoint" in line for line in lines), lines
     assert EXPECTED_NODES <= set(ours(object_info))
 
 

@@ -22,7 +22,7 @@ from ...errors import (
     ComfyHTTPError,
     WorkflowValidationError,
 )
-from ...transport import RetryPolicy
+from ...transport import DEFAULT_CONNECT_TIMEOUT, RetryPolicy
 from .scheduler import Finished, JobRejected, ServerGone
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ class ComfyBackend:
     """One ComfyUI server seen by the scheduler (see :class:`.scheduler.Backend`)."""
 
     def __init__(self, url: str, *, client: ComfyClient | None = None, retry: RetryPolicy = DEFAULT_RETRY,
-                 timeout: float = 30.0, history_check: float = 10.0):
-        self.client = client or ComfyClient(url, retry=retry, timeout=timeout)
+                 timeout: float = 30.0, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, history_check: float = 10.0):
+        self.client = client or ComfyClient(url, retry=retry, timeout=timeout, connect_timeout=connect_timeout)
         self.name = self.client.base_url
         self.history_check = history_check
         self._stream = None
@@ -61,7 +61,7 @@ class ComfyBackend:
             self._stream = self.client.events()
             self._stream.connect()
         except (ComfyConnectionError, ComfyHTTPError) as exc:
-            raise ServerGone(f"{self.name} does not answer: {exc}") from exc
+            raise ServerGone(str(exc)) from exc  # names the URL and what to check
         return self
 
     def close(self) -> None:

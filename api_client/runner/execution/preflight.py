@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import ComfyClientError
+from ...errors import ComfyServerError
 
 MODEL_EXTENSIONS = (".safetensors", ".sft", ".pt", ".pth", ".ckpt", ".bin", ".gguf", ".onnx", ".pkl")
 
@@ -49,7 +49,7 @@ class Problem:
     choices: tuple = ()
 
 
-class PreflightError(ComfyClientError):
+class PreflightError(ComfyServerError):
     """The server lacks nodes or model files the jobs need; ``problems`` lists them."""
 
     def __init__(self, server: str, problems: list[Problem]):

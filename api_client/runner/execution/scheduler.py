@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ...errors import ComfyClientError
+from ...errors import ComfyClientError, ComfyServerError
 
 log = logging.getLogger(__name__)
 
 
-class ServerGone(ComfyClientError):
+class ServerGone(ComfyServerError):
     """The server does not answer any more (connection refused, reset, timed out)."""
 
 

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import ComfyHTTPError
+from ...errors import ComfyConnectionError, ComfyHTTPError
+from ...transport import DEFAULT_CONNECT_TIMEOUT
 from ..errors import RunnerError
 from ..plan import UPLOAD_SUBFOLDER, Job, RunPlan
 from .manifest import RunManifest
@@ -24,6 +25,16 @@ class ServerOptions:
     launch: Path | None = None             # --launch COMFYUI_PATH: a local server for the run
     depth: int = 2                         # prompts kept queued per server
     quiet: bool = False                    # no progress lines
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT   # --connect-timeout: seconds to wait for a connection
+
+
+def check_server_options(options: ServerOptions) -> None:
+    """Fail on a missing or wrong server option before anything is started."""
+    if not options.urls and not options.launch:
+        raise RunnerError("no server: pass --server URL (repeatable) or --launch COMFYUI_PATH")
+    if options.launch and not (Path(options.launch) / "main.py").is_file():
+        raise RunnerError(f"--launch {options.launch}: not a ComfyUI folder (no main.py in it); pass the folder "
+                          "holding ComfyUI's main.py, e.g. ~/ComfyUI or ComfyUI_windows_portable/ComfyUI")
 
 
 def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options: ServerOptions) -> bool:
@@ -33,25 +44,28 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
     from .scheduler import Scheduler, ServerGone
 
     urls = list(options.urls)
-    if not urls and not options.launch:
-        raise RunnerError("no server: pass --server URL (repeatable) or --launch COMFYUI_PATH")
+    check_server_options(options)
     with contextlib.ExitStack() as stack:
         if options.launch:
             server = launch_local(plan, options.launch)
             stack.callback(server.stop)
             urls.insert(0, server.url)
-        backends = []
+        backends, gone = [], []
         for url in urls:
-            backend = ComfyBackend(url)
+            backend = ComfyBackend(url, connect_timeout=options.connect_timeout)
             try:
                 backend.open()
             except ServerGone as exc:
-                log.error("skipping server %s: %s", url, exc)
+                if len(urls) > 1:
+                    log.warning("leaving out server %s: %s", url, exc)
+                gone.append(exc)
                 continue
             stack.callback(backend.close)
             backends.append(backend)
         if not backends:
-            raise RunnerError("none of the servers answers: " + ", ".join(urls))
+            if len(gone) == 1:
+                raise gone[0]        # names the URL and what to check
+            raise ComfyConnectionError(f"none of the {len(urls)} servers answers: " + " | ".join(map(str, gone)))
         backends = prepare_servers(backends, plan, todo)
         progress = None if options.quiet else Progress(len(plan.jobs), [b.name for b in backends],
                                                        already_done=len(plan.jobs) - len(todo))
@@ -71,7 +85,7 @@ def launch_local(plan: RunPlan, comfyui_path: Path):
     models_dirs = [prepare_tiny_models(plan.tiny_models)] if plan.tiny else [Path(comfyui_path) / "models"]
     logs = plan.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    return launch(comfyui_path, models_dirs=models_dirs, single_thread=plan.tiny,
+    return launch(comfyui_path, models_dirs=models_dirs, single_thread=plan.tiny, tiny=plan.tiny,
                   log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
 
 
