@@ -84,6 +84,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         log.info("%s is already an API prompt; printing it unchanged", args.workflow)
         prompt = dict(workflow)
     else:
+        frontend = None                   # a saved /object_info: the current frontend's rules
         if args.object_info:
             object_info = _read_json(args.object_info)
         else:
@@ -91,7 +92,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
             with ComfyClient(args.server or _server_default(), connect_timeout=args.connect_timeout) as client:
                 object_info = client.object_info()
-        prompt = ui_to_api(workflow, object_info, seed=args.seed)
+                frontend = client.frontend_version()
+        prompt = ui_to_api(workflow, object_info, seed=args.seed, frontend=frontend)
     if args.overrides:
         prompt = apply_overrides(prompt, args.overrides)
     _write_json(prompt, args.output, None if args.indent < 0 else args.indent)

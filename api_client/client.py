@@ -112,6 +112,7 @@ class ComfyClient:
         self.client_id = client_id or uuid.uuid4().hex
         self._sleep = sleep
         self._object_info: dict | None = None
+        self._frontend: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -130,6 +131,14 @@ class ComfyClient:
 
     def system_stats(self) -> dict:
         return self.http.get_json("/system_stats")
+
+    def frontend_version(self) -> str | None:
+        """The web frontend version this server pins (``required_frontend_version``; cached), whose
+        rules :meth:`convert` follows; None when the server does not say."""
+        if self._frontend is None:
+            system = self.system_stats().get("system") or {}
+            self._frontend = str(system.get("required_frontend_version") or "")
+        return self._frontend or None
 
     def object_info(self, node_class: str | None = None, *, refresh: bool = False) -> dict:
         """``/object_info`` (cached on this client) or ``/object_info/{node_class}``."""
@@ -212,7 +221,8 @@ class ComfyClient:
     # ------------------------------------------------------------------ workflows
 
     def convert(self, workflow: Mapping[str, Any], **kwargs: Any) -> dict:
-        """UI workflow -> API prompt using this server's ``/object_info``."""
+        """UI workflow -> API prompt using this server's ``/object_info``, by its frontend's rules."""
+        kwargs.setdefault("frontend", self.frontend_version())
         return ui_to_api(workflow, self.object_info(), **kwargs)
 
     def load_prompt(self, workflow: str | Path | Mapping[str, Any]) -> dict:
@@ -263,13 +273,13 @@ class ComfyClient:
         return str(answer.get("prompt_id") or prompt_id)
 
     def _server_knows(self, prompt_id: str) -> bool:
-        if self.history(prompt_id):
-            return True
+        # The queue first: a prompt moves from the queue to the history, so one that finishes between
+        # the two looks is still seen (history first would miss it and queue it twice).
         queue = self.queue()
         for item in list(queue.get("queue_running", [])) + list(queue.get("queue_pending", [])):
             if len(item) > 1 and item[1] == prompt_id:
                 return True
-        return False
+        return bool(self.history(prompt_id))
 
     def events(self) -> EventStream:
         """A websocket event stream for this client id (call ``connect()`` or use ``with``)."""

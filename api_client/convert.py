@@ -31,9 +31,11 @@ from .dynamic_prompts import process_dynamic_prompt
 from .errors import ConversionError, WorkflowFormatError
 from .node_info import (
     UNDEFINED,
+    FrontendRules,
     NodeSpec,
     WidgetSpec,
     expand_dynamic,
+    frontend_rules,
     migrate_widgets_values,
     parse_object_info,
     widgets_for_input,
@@ -124,12 +126,13 @@ class _Graph:
 
 class _Converter:
     def __init__(self, workflow: Mapping[str, Any], specs: Mapping[str, NodeSpec], rng: Any,
-                 allow_unknown: bool):
+                 allow_unknown: bool, frontend: FrontendRules):
         self.workflow = workflow
         self.specs = specs
         self.rng = rng
         self.allow_unknown = allow_unknown
-        self.definitions = collect_definitions(workflow)
+        self.frontend = frontend
+        self.definitions = collect_definitions(workflow, unique_ids=frontend.unique_subgraph_ids)
         self.graphs: dict[str, _Graph] = {}
         self._building: set[str] = set()
 
@@ -241,19 +244,26 @@ class _Converter:
         node.widgets[position + 1:position + 1] = subs
 
     def _configure_custom_combo(self, node: _Node, values: Any) -> None:
-        # CustomCombo (frontend extension): [choice, index (computed), option1, option2, ...];
-        # every non-empty option adds a new empty option widget after it.
+        # CustomCombo (frontend extension): [choice, index (computed), option1, option2, ...]
+        # (frontend 1.35: [choice, option0, option1, ...]); every non-empty option adds a new empty
+        # option widget after it.
         values = list(values) if isinstance(values, list) else []
         choice_spec = node.widgets[0].spec if node.widgets else WidgetSpec("choice", "combo")
         choice = _Widget("choice", values[0] if values else "", choice_spec)
+        with_index = self.frontend.custom_combo_index
+        first = 1 if with_index else 0
         options: list[_Widget] = []
-        position = 2
+        position = 2 if with_index else 1
         while True:
             value = values[position] if position < len(values) else ""
-            options.append(_Widget(f"option{len(options) + 1}", value, WidgetSpec(f"option{len(options) + 1}", "text", "")))
+            name = f"option{len(options) + first}"
+            options.append(_Widget(name, value, WidgetSpec(name, "text", "")))
             position += 1
             if not value or position > len(values):
                 break
+        if not with_index:
+            node.widgets = [choice] + options
+            return
         option_values = [w.value for w in options]
         index = option_values.index(choice.value) if choice.value in option_values else -1
         node.widgets = [choice, _Widget("index", index, WidgetSpec("index", "hidden", 0))] + options
@@ -289,7 +299,7 @@ class _Converter:
             value = self._promoted_source_value(sub, slot)
             if value is not _NO_WIDGET:
                 node.promoted[position] = value
-        values = node.raw.get("widgets_values")
+        values = node.raw.get("widgets_values") if self.frontend.instance_widget_values else None
         if isinstance(values, list):
             cursor = 0
             for position in sorted(node.promoted):
@@ -627,12 +637,15 @@ def _execution_order(graph: _Graph) -> list[str]:
 
 
 def ui_to_api(workflow: Mapping[str, Any], object_info: Mapping[str, Any], *, seed: int | None = None,
-              rng: Any = None, allow_unknown: bool = False) -> dict[str, dict]:
+              rng: Any = None, allow_unknown: bool = False,
+              frontend: str | FrontendRules | None = None) -> dict[str, dict]:
     """Convert a UI-format workflow to an API prompt, as the frontend's ``graphToPrompt`` does.
 
     ``object_info`` is the server's ``/object_info`` answer (or the subset covering the workflow's
     node types). ``seed`` seeds the random ``{a|b}`` choices of dynamic-prompt widgets (``rng``,
-    any object with a ``random()`` method, replaces the generator entirely). Raises
+    any object with a ``random()`` method, replaces the generator entirely). ``frontend`` is the
+    web frontend version whose rules to follow (the server's ``required_frontend_version``; None:
+    the current rules, see :func:`~api_client.node_info.frontend_rules`). Raises
     :class:`ConversionError` for node types the server does not know (unless muted/bypassed, or
     ``allow_unknown``) and :class:`WorkflowFormatError` for malformed files.
     """
@@ -640,6 +653,7 @@ def ui_to_api(workflow: Mapping[str, Any], object_info: Mapping[str, Any], *, se
         if is_api_prompt(workflow):
             raise WorkflowFormatError("this is already an API-format prompt; nothing to convert")
         raise WorkflowFormatError("not a UI workflow: expected an object with a 'nodes' list and 'links'")
-    specs = parse_object_info(object_info)
-    converter = _Converter(workflow, specs, rng if rng is not None else random.Random(seed), allow_unknown)
+    rules = frontend_rules(frontend)
+    specs = parse_object_info(object_info, rules)
+    converter = _Converter(workflow, specs, rng if rng is not None else random.Random(seed), allow_unknown, rules)
     return converter.run()

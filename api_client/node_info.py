@@ -6,7 +6,8 @@ exact widget list the frontend builds for each node class, including the helper 
 a ``widgets_values`` slot without being sent to the server (``control_after_generate``, the image
 ``upload`` button, ...). This module derives that list from an ``/object_info`` entry; the rules
 mirror ComfyUI frontend 1.49 (``addInputs`` / ``useIntWidget`` / ``addValueControlWidgets`` /
-the upload and remote-combo extensions).
+the upload and remote-combo extensions), and :class:`FrontendRules` holds where the 1.35 frontend
+of ComfyUI 0.8.0 differs.
 
 Both input shapes the server emits are accepted: V1 combos ``[[options], {...}]`` and V3 combos
 ``["COMBO", {"options": [...]}]``; hidden inputs are ignored (they never carry widget values).
@@ -41,6 +42,49 @@ class _Undefined:
 
 
 UNDEFINED = _Undefined()
+
+
+@dataclass(frozen=True)
+class FrontendRules:
+    """Where ComfyUI web frontends build or flatten a graph differently.
+
+    Checked against the frontends the supported ComfyUI range bundles: 1.35.9 (ComfyUI 0.8.0) and
+    1.49.6 (0.33.0), over each one's template library (tests/integration/test_convert_templates.py).
+    """
+
+    name: str
+    #: 1.49 (``ensureGlobalIdUniqueness``): a subgraph node whose id another graph already uses is
+    #: renumbered on load, which changes its ``outer:inner`` prompt id; 1.35 keeps the saved ids.
+    unique_subgraph_ids: bool = True
+    #: 1.49: a subgraph instance's ``widgets_values`` set its promoted widgets; 1.35 ignores them.
+    instance_widget_values: bool = True
+    #: 1.35: the audio player widget (``audioUI``) is sent in the prompt, as "".
+    sends_audio_ui: bool = False
+    #: 1.35: CustomCombo's option widgets start at ``option0`` and it has no ``index`` widget.
+    custom_combo_index: bool = True
+
+
+CURRENT_FRONTEND = FrontendRules("1.49")
+LEGACY_FRONTEND = FrontendRules("1.35", unique_subgraph_ids=False, instance_widget_values=False,
+                                sends_audio_ui=True, custom_combo_index=False)
+#: Frontends older than this follow :data:`LEGACY_FRONTEND` (1.35.9 is the one verified; the versions
+#: between 1.35 and 1.49 were not available to check and get the current rules).
+LEGACY_BEFORE = (1, 36)
+
+
+def frontend_rules(version: str | FrontendRules | None) -> FrontendRules:
+    """The rules of frontend ``version`` ("1.35.9"; what ``/system_stats`` calls
+    ``required_frontend_version``); None or an unreadable version: the current rules."""
+    if isinstance(version, FrontendRules):
+        return version
+    parts = []
+    for part in str(version or "").lstrip("v").split(".")[:2]:
+        if not part.isdigit():
+            return CURRENT_FRONTEND
+        parts.append(int(part))
+    if len(parts) == 2 and tuple(parts) < LEGACY_BEFORE:
+        return LEGACY_FRONTEND
+    return CURRENT_FRONTEND
 
 # Input types the core frontend renders as widgets (its `ComfyWidgets` registry) plus the
 # DynamicCombo. Any other type is a link-only socket.
@@ -122,6 +166,7 @@ class NodeSpec:
     outputs: tuple[tuple[str, str], ...]
     output_node: bool
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    frontend: FrontendRules = CURRENT_FRONTEND
 
     @property
     def title(self) -> str:
@@ -138,7 +183,8 @@ class NodeSpec:
         widgets: list[WidgetSpec] = []
         for spec in self.ordered_inputs():
             widgets.extend(widgets_for_input(spec, self.class_type))
-        widgets.extend(_CLASS_EXTRA_WIDGETS.get(self.class_type, ()))
+        extra = _LEGACY_CLASS_WIDGETS if self.frontend is LEGACY_FRONTEND else _CLASS_EXTRA_WIDGETS
+        widgets.extend(extra.get(self.class_type, ()))
         return widgets
 
     def widget_layout(self, dynamic_values: Mapping[str, Any] | None = None) -> list[WidgetSpec]:
@@ -253,8 +299,8 @@ def parse_input_spec(name: str, raw_spec: Any, optional: bool, where: str) -> In
     return InputSpec(name, head, optional, config)
 
 
-def parse_node_spec(class_type: str, info: Mapping[str, Any]) -> NodeSpec:
-    """Build a :class:`NodeSpec` from one ``/object_info`` entry."""
+def parse_node_spec(class_type: str, info: Mapping[str, Any], frontend: FrontendRules = CURRENT_FRONTEND) -> NodeSpec:
+    """Build a :class:`NodeSpec` from one ``/object_info`` entry, as ``frontend`` sees it."""
     where = f"object_info[{class_type!r}]"
     if not isinstance(info, Mapping):
         raise ObjectInfoError(f"{where} should be an object, got {type(info).__name__}")
@@ -268,7 +314,7 @@ def parse_node_spec(class_type: str, info: Mapping[str, Any]) -> NodeSpec:
             raise ObjectInfoError(f"{where}.input.{part} should be an object")
         sections[part] = [parse_input_spec(name, raw_spec, optional, where) for name, raw_spec in section.items()]
     # The upload extensions add their inputs to the *required* section of the definition.
-    extra = _extension_inputs(sections["required"] + sections["optional"])
+    extra = _extension_inputs(sections["required"] + sections["optional"], frontend)
     inputs = sections["required"] + extra + sections["optional"]
     raw_outputs = info.get("output") or []
     names = info.get("output_name") or []
@@ -287,10 +333,11 @@ def parse_node_spec(class_type: str, info: Mapping[str, Any]) -> NodeSpec:
         outputs=tuple(outputs),
         output_node=bool(info.get("output_node")),
         raw=info,
+        frontend=frontend,
     )
 
 
-def _extension_inputs(inputs: Iterable[InputSpec]) -> list[InputSpec]:
+def _extension_inputs(inputs: Iterable[InputSpec], frontend: FrontendRules = CURRENT_FRONTEND) -> list[InputSpec]:
     """Inputs the frontend's upload extensions append to a node definition."""
     extra: list[InputSpec] = []
     for spec in inputs:
@@ -299,7 +346,7 @@ def _extension_inputs(inputs: Iterable[InputSpec]) -> list[InputSpec]:
         if any(spec.config.get(flag) for flag in _UPLOAD_FLAGS):
             extra.append(InputSpec("upload", "IMAGEUPLOAD", False, {"imageInputName": spec.name}))
         elif spec.config.get("audio_upload"):
-            extra.append(InputSpec("audioUI", "AUDIO_UI", False, {}))
+            extra.append(InputSpec("audioUI", "AUDIO_UI", False, {"sent": True} if frontend.sends_audio_ui else {}))
             extra.append(InputSpec("upload", "AUDIOUPLOAD", False, {"audioInputName": spec.name}))
     return extra
 
@@ -388,6 +435,8 @@ def widgets_for_input(spec: InputSpec, class_type: str = "") -> list[WidgetSpec]
     if kind == "IMAGEUPLOAD" or kind == "AUDIOUPLOAD":
         return [WidgetSpec(spec.name, "button", UNDEFINED, True, False, source=spec)]
     if kind == "AUDIO_UI":
+        if config.get("sent"):   # frontend 1.35: sent, empty
+            return [WidgetSpec(spec.name, "audio_ui", "", False, True, source=spec)]
         return [WidgetSpec(spec.name, "audio_ui", UNDEFINED, False, False, source=spec)]
     if kind == "AUDIO_RECORD":
         return [
@@ -435,14 +484,19 @@ def expand_dynamic(widget: WidgetSpec, chosen: Any) -> list[WidgetSpec]:
     return result
 
 
-def parse_object_info(object_info: Mapping[str, Any]) -> dict[str, NodeSpec]:
-    """Parse a whole ``/object_info`` answer, skipping (with a warning) entries that are malformed."""
+def parse_object_info(object_info: Mapping[str, Any],
+                      frontend: str | FrontendRules | None = None) -> dict[str, NodeSpec]:
+    """Parse a whole ``/object_info`` answer, skipping (with a warning) entries that are malformed.
+
+    ``frontend``: the web frontend version whose widgets to build (see :func:`frontend_rules`).
+    """
+    rules = frontend_rules(frontend)
     if not isinstance(object_info, Mapping):
         raise ObjectInfoError(f"object_info should be an object mapping class names to node info, got {type(object_info).__name__}")
     specs: dict[str, NodeSpec] = {}
     for class_type, info in object_info.items():
         try:
-            specs[class_type] = parse_node_spec(class_type, info)
+            specs[class_type] = parse_node_spec(class_type, info, rules)
         except ObjectInfoError as exc:
             log.warning("ignoring node class %s: %s", class_type, exc)
     return specs
@@ -476,3 +530,15 @@ _CLASS_EXTRA_WIDGETS.update(
         "CustomCombo": (WidgetSpec("index", "hidden", 0), WidgetSpec("option1", "text", "")),
     }
 )
+
+# Frontend 1.35 (ComfyUI 0.8.0): its audio extension adds a sent, empty ``audioUI`` widget to these
+# output nodes too, PreviewAny shows two read-only ``preview`` widgets (sent) and a ``previewMode``
+# toggle, and CustomCombo starts at ``option0`` without an ``index``.
+_LEGACY_AUDIO_UI = (WidgetSpec("audioUI", "audio_ui", "", False, True),)
+_LEGACY_CLASS_WIDGETS: dict[str, tuple[WidgetSpec, ...]] = {
+    **{name: extra for name, extra in _CLASS_EXTRA_WIDGETS.items() if name != "CustomCombo"},
+    **{name: _LEGACY_AUDIO_UI for name in ("SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus")},
+    "PreviewAny": (WidgetSpec("preview", "markdown", "", False, True), WidgetSpec("preview", "text", "", False, True),
+                   WidgetSpec("previewMode", "toggle", False)),
+    "CustomCombo": (WidgetSpec("option0", "text", ""),),
+}

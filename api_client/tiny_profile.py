@@ -1,9 +1,9 @@
 """Adapt the shipped workflows to the tiny random-weight models (tests and ``--tiny`` runs).
 
-Only what the tiny models require changes: model file names, the T5 + CLIP-L text encoder pair (a
-T5-XXL cannot be made small) for a CLIP-L alone, the number of steps and, for speed on a CPU, the
-image size (halved, same aspect: random-weight pictures show nothing at any size). PuLID and
-ControlNet settings stay as shipped.
+Only what the tiny models require changes: model file names, the T5 + CLIP-L text encoder pair, or
+Chroma's T5 alone (a T5-XXL cannot be made small), for a CLIP-L alone, the number of steps and, for
+speed on a CPU, the image size (halved, same aspect: random-weight pictures show nothing at any
+size). PuLID and ControlNet settings stay as shipped.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ def adapt_for_tiny(prompt: Mapping[str, Any], *, steps: int = TINY_STEPS,
                       "clip_l.safetensors")
         result[node_id]["class_type"] = "CLIPLoader"
         result[node_id]["inputs"] = {"clip_name": clip_l, "type": "stable_diffusion", "device": "default"}
+    for node_id in find_nodes(result, class_type="CLIPLoader"):
+        inputs = result[node_id]["inputs"]
+        if "t5" in str(inputs.get("clip_name", "")).lower():
+            # Chroma's T5 alone: the tiny Chroma reads CLIP-L's 768-wide tokens the same way.
+            result[node_id]["inputs"] = {**inputs, "clip_name": "clip_l.safetensors", "type": "stable_diffusion"}
     for node_id in find_nodes(result, class_type="BasicScheduler"):
         set_input(result, node_id, "steps", steps, in_place=True)
     for node_id in find_nodes(result, class_type="KSampler"):

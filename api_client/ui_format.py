@@ -144,8 +144,9 @@ def deduplicate_subgraph_ids(workflow: Mapping[str, Any]) -> list[dict]:
     return definitions
 
 
-def collect_definitions(workflow: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """Every subgraph definition by id: the top-level list (ids de-duplicated) and nested ones."""
+def collect_definitions(workflow: Mapping[str, Any], unique_ids: bool = True) -> dict[str, Mapping[str, Any]]:
+    """Every subgraph definition by id: the top-level list (node ids de-duplicated unless
+    ``unique_ids`` is False, as frontends before 1.36 did not) and nested ones."""
     found: dict[str, Mapping[str, Any]] = {}
     explored: set[str] = set()
 
@@ -162,7 +163,7 @@ def collect_definitions(workflow: Mapping[str, Any]) -> dict[str, Mapping[str, A
             explored.add(key)
             collect((definition.get("definitions") or {}).get("subgraphs"))
 
-    collect(deduplicate_subgraph_ids(workflow))
+    collect(deduplicate_subgraph_ids(workflow) if unique_ids else (workflow.get("definitions") or {}).get("subgraphs"))
     return found
 
 

@@ -7,7 +7,9 @@ Every number is a ratio or a rate measured within one run on this machine (never
 - identity encoding, first call vs. cached call (tiny models, the real pipeline);
 - dataset preparation throughput with the dlib engine on the shared photos;
 - the headless client: idle gap between jobs and jobs/minute with 1 and 2 servers
-  (benchmarks.client_throughput, when COMFYUI_PATH is set).
+  (benchmarks.client_throughput, when COMFYUI_PATH is set);
+- the checkpoint sweep's job order vs the naive one: LoRA loads and wall time
+  (benchmarks.sweep_order, when COMFYUI_PATH is set).
 """
 
 import argparse
@@ -79,6 +81,11 @@ def bench_client(comfyui: str) -> dict | None:
     return client_throughput.run(comfyui)
 
 
+def bench_sweep_order(comfyui: str) -> dict:
+    from . import sweep_order
+    return sweep_order.run(comfyui)
+
+
 def table(results: dict) -> str:
     rows = ["| Benchmark | Result |", "|---|---|"]
     o = results.get("pulid_overhead")
@@ -96,10 +103,8 @@ def table(results: dict) -> str:
     if d:
         rows.append(f"| Dataset prep, dlib engine, {d['photos']} photos | {d['photos_per_s']:.2f} photos/s "
                     f"({d['seconds']:.1f} s) |")
-    c = results.get("client")
-    if c:
-        for line in c.get("table_rows", []):
-            rows.append(line)
+    for key in ("client", "sweep_order"):
+        rows += (results.get(key) or {}).get("table_rows", [])
     rows.append(f"\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores with "
                 "`python -m benchmarks.run`.")
     return "\n".join(rows)
@@ -108,7 +113,7 @@ def table(results: dict) -> str:
 def write_readme(text: str, readme: Path = ROOT / "README.md") -> None:
     content = readme.read_text()
     new = re.sub(r"(<!-- benchmarks:start -->\n).*?(\n<!-- benchmarks:end -->)",
-                 lambda m: m.group(1) + text + m.group(2), content, flags=re.S)
+                 lambda m: m.group(1) + text + m.group(2), content, flags=re.DOTALL)
     readme.write_text(new)
 
 
@@ -126,6 +131,7 @@ def main(argv=None):
     results["dataset"] = bench_dataset()
     if a.comfyui:
         results["client"] = bench_client(a.comfyui)
+        results["sweep_order"] = bench_sweep_order(a.comfyui)
     text = table(results)
     if a.json:
         print(json.dumps(results, default=str))

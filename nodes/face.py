@@ -15,11 +15,14 @@ from ..pulid_flux.engine.encoder import (
     FaceModels,
     encode_identity,
 )
+from ..pulid_flux.errors import NoFaceError
 from ..pulid_flux.face import FACE_ORDERS, load_bisenet, load_engine
+from ..pulid_flux.face.region import parse_region_list
 from ..pulid_flux.images import to_uint8
 from . import paths
 from .compat import advanced
-from .previews import in_executor, persistent_ui, save_temp_images, thumbnail
+from .face_region import PAYLOAD_KEY, picker_data, send_to_canvas
+from .previews import persistent_ui
 from .types import (
     EvaClipType,
     FaceEngineType,
@@ -115,14 +118,22 @@ def _preview(result) -> torch.Tensor:
     return torch.from_numpy(np.stack(tiles).astype(np.float32) / 255.0)
 
 
-def _face_picker_data(node_cls, frames, result, face_choice, face_index) -> dict:
-    """What web/face_picker.js draws: per image, every detected face's box in the order face_index
-    counts in, and a small copy of the photo in ComfyUI's temp folder (only inside the executor)."""
-    images = [status.as_dict() for status in result.images]
-    if in_executor(node_cls):
-        for entry, saved in zip(images, save_temp_images([thumbnail(frame) for frame in frames])):
-            entry["preview"] = saved
-    return {"face_order": face_choice, "face_index": int(face_index), "images": images}
+def _status_line(status) -> str:
+    if not status.face_found:
+        return f"{status.name}: NO FACE, skipped"
+    box = [round(v) for v in status.bbox]
+    if status.region is not None:
+        line = f"{status.name}: face from the drawn region ({status.region['mode']}), box {box}"
+    else:
+        line = (f"{status.name}: face {status.face_index} ({status.face_order}) of {status.faces_detected}, "
+                f"box {box}")
+    return line + (", ArcFace from the aligned crop" if status.fallback_used else "")
+
+
+REGION_TIP = ("Optional face region per photo, replacing detection (drawn in the canvas: drag a box on the photo "
+              "shown on this node; paint/erase a mask). JSON: a list with one entry per image, null or "
+              "{\"box\": [x, y, width, height], \"mask\": \"data:image/png;base64,...\", \"hash\": ...} in the "
+              "photo's pixels; a region drawn on another photo is dropped with a warning. See docs/face_region.md.")
 
 
 class EncodeIdentity(io.ComfyNode):
@@ -153,7 +164,11 @@ class EncodeIdentity(io.ComfyNode):
                 FaceEngineType.Input("recognizer", optional=True,
                                      tooltip="Optional other engine for the ArcFace vector (must be 512-d); "
                                              "face_engine then only detects and aligns."),
+                # Appended last: saved workflows store widget values by position.
+                io.String.Input("face_region", default="", optional=True, multiline=False, dynamic_prompts=False,
+                                tooltip=REGION_TIP),
             ],
+            hidden=[io.Hidden.unique_id],   # the canvas is told which node has no face (face_region.EVENT)
             outputs=[
                 PulidIdentityType.Output(display_name="identity", tooltip="For Apply PuLID-Flux / Save identity."),
                 io.Image.Output(display_name="faces", tooltip="Per photo: the aligned face and the gray face on "
@@ -164,28 +179,25 @@ class EncodeIdentity(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, face_engine, eva_clip, face_parser, pulid_flux, face_choice="largest", face_index=0,
-                fusion="mean", recognizer=None) -> io.NodeOutput:
+                fusion="mean", recognizer=None, face_region="") -> io.NodeOutput:
         frames = [to_uint8(frame) for frame in images]
+        regions = parse_region_list(face_region)
         models = FaceModels(detector=face_engine, recognizer=recognizer or face_engine, parser=face_parser,
                             eva=eva_clip, pulid=pulid_flux)
         mm.load_models_gpu([_patcher(eva_clip), _patcher(face_parser), _patcher(pulid_flux.encoder)])
-        result = encode_identity(frames, models, names=[f"image {i + 1}" for i in range(len(frames))],
-                                 face_order=face_choice, face_index=face_index, fusion=fusion,
-                                 cache=_cache(pulid_flux))
-        lines = []
-        for status in result.images:
-            if status.face_found:
-                lines.append(f"{status.name}: face {status.face_index} ({status.face_order}) of "
-                             f"{status.faces_detected}, box {[round(v) for v in status.bbox]}"
-                             + (", ArcFace from the aligned crop" if status.fallback_used else ""))
-            else:
-                lines.append(f"{status.name}: NO FACE, skipped")
-        lines += [f"WARNING: {w}" for w in result.warnings]
+        try:
+            result = encode_identity(frames, models, names=[f"image {i + 1}" for i in range(len(frames))],
+                                     face_order=face_choice, face_index=face_index, fusion=fusion,
+                                     cache=_cache(pulid_flux), regions=regions)
+        except NoFaceError as exc:
+            # The canvas shows the photos anyway, so the user can draw the face region the error asks for.
+            send_to_canvas(cls, picker_data(cls, frames, exc.images, face_choice, face_index, face_engine))
+            raise
+        lines = [_status_line(status) for status in result.images] + [f"WARNING: {w}" for w in result.warnings]
         text = "\n".join(lines)
+        data = picker_data(cls, frames, result.images, face_choice, face_index, face_engine)
         return io.NodeOutput(result.identity, _preview(result), text,
-                             ui={**ui.PreviewText(text).as_dict(),
-                                 "pulid_studio_faces": [_face_picker_data(cls, frames, result, face_choice,
-                                                                          face_index)]})
+                             ui={**ui.PreviewText(text).as_dict(), PAYLOAD_KEY: [data]})
 
 
 NODE_LIST = [LoadFaceEngine, LoadFaceParser, EncodeIdentity]

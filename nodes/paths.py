@@ -14,6 +14,7 @@ IDENTITIES = "pulid_identities"
 INSIGHTFACE = "insightface"
 FACEXLIB = "facexlib"
 POSES = "poses"
+CLIP_SCORE = "clip_score"       # open_clip models for the checkpoint sweep's CLIP score (pulid_flux.sweep)
 EVA = "text_encoders"            # EVA02-CLIP sits with the text encoders ("clip" is its legacy name)
 
 _FOLDERS = {
@@ -22,6 +23,7 @@ _FOLDERS = {
     INSIGHTFACE: set(),          # holds model-pack folders, not files
     FACEXLIB: set(folder_paths.supported_pt_extensions),
     POSES: {".json"},
+    CLIP_SCORE: {".safetensors", ".pt", ".pth", ".bin"},
 }
 
 

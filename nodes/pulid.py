@@ -96,9 +96,11 @@ class ApplyPulidFlux(io.ComfyNode):
             category=category("PuLID"),
             description="Injects a face identity into a Flux model (after double blocks 0,2,…,18 and single blocks "
                         "0,4,…,36) on a patched copy; the input model is left untouched. Chain several to stack "
-                        "identities (use masks to place them).",
+                        "identities (use masks to place them). Works with FLUX.1 (Kontext included) and Chroma in any "
+                        "weight format; other models are refused with the reason.",
             inputs=[
-                io.Model.Input("model", tooltip="A FLUX.1 model (dev, schnell, Krea or a fine-tune)."),
+                io.Model.Input("model", tooltip="A FLUX.1 model (dev, schnell, Krea, Kontext or a fine-tune) or Chroma: "
+                                                "bf16, fp8, scaled fp8 or GGUF (ComfyUI-GGUF)."),
                 PulidFluxType.Input("pulid_flux", tooltip="From Load PuLID-Flux model."),
                 PulidIdentityType.Input("identity", tooltip="From Encode identity or Load identity."),
                 io.Float.Input("weight", default=1.0, min=0.0, max=3.0, step=0.05,

@@ -26,7 +26,19 @@ class PulidWeightsError(PulidError):
 
 
 class NoFaceError(PulidError):
-    """No face was found in any of the given images."""
+    """No face was found in any of the given images.
+
+    ``images``: what the caller learnt about each image on the way (e.g. identity encoding's
+    per-image statuses), so a user interface can still show the photos to draw a face region on.
+    """
+
+    def __init__(self, message: str = "", *, images=()):
+        super().__init__(message)
+        self.images = list(images)
+
+
+class FaceRegionError(PulidError):
+    """A user-given face region (box, mask, widget value or ``.face.json`` sidecar) is unusable."""
 
 
 class IdentityFormatError(PulidError):

@@ -61,6 +61,24 @@ def comfyui_path() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def comfyui_gguf(comfyui_path, shared_data, tmp_path_factory) -> Path:
+    """The ComfyUI-GGUF node pack's source: COMFYUI_GGUF_PATH, else its snapshot in ../shared/comfyui."""
+    import tarfile
+
+    value = os.environ.get("COMFYUI_GGUF_PATH")
+    if value:
+        return Path(value)
+    snapshots = shared_data.require("comfyui")
+    archives = sorted(snapshots.glob("ComfyUI-GGUF-*.tar.xz"))
+    if not archives:
+        pytest.fail(f"no ComfyUI-GGUF: set COMFYUI_GGUF_PATH or put its snapshot in {snapshots}")
+    dest = tmp_path_factory.mktemp("comfyui_gguf")
+    with tarfile.open(archives[-1]) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / "ComfyUI-GGUF"
+
+
 PACK_UNDER_TEST = "_pulid_studio_pack_under_test"
 
 
@@ -80,12 +98,13 @@ def comfy(comfyui_path):
     args.cpu = True
     import comfy.model_management  # noqa: F401  (fails here, clearly, if the checkout is broken)
     import comfy.controlnet  # noqa: F401
+    import comfy.model_detection
     import comfy.sd  # noqa: F401
     import comfy.utils  # noqa: F401
     import comfy
 
     from pulid_flux.tiny.comfyui_detection import allow_narrow_flux
-    allow_narrow_flux()  # the tiny / golden Flux files are narrower than FLUX.1 (ComfyUI 0.8.0 fixes 24 heads)
+    allow_narrow_flux()  # tiny / golden files: sizes from their shapes where ComfyUI takes constants
     return comfy
 
 

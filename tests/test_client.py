@@ -109,7 +109,9 @@ class FakeComfy:
         if pending:
             return web.Response(status=pending.pop(0), text="temporarily broken")
         handler = {
-            ("GET", "/system_stats"): lambda: web.json_response({"system": {"comfyui_version": "0.33.0"}, "devices": []}),
+            ("GET", "/system_stats"): lambda: web.json_response({"system": {"comfyui_version": "0.33.0",
+                                                                           "required_frontend_version": "1.49.6"},
+                                                                "devices": []}),
             ("GET", "/object_info"): lambda: web.json_response({"EmptyImage": {"input": {"required": {}}}}),
             ("GET", "/queue"): lambda: web.json_response({"queue_running": [], "queue_pending": [
                 [0, item["prompt_id"], item["prompt"], {}, []] for item in self.queued if item["prompt_id"] not in self.history]}),
@@ -224,6 +226,16 @@ def make_client(url, **kwargs) -> ComfyClient:
     return ComfyClient(url, **kwargs)
 
 
+def test_frontend_version_is_asked_once_and_sets_the_conversion_rules(fake, monkeypatch):
+    client = make_client(fake.url)
+    assert client.frontend_version() == "1.49.6" and client.frontend_version() == "1.49.6"
+    assert [r[1] for r in fake.requests].count("/system_stats") == 1
+    seen = {}
+    monkeypatch.setattr("api_client.client.ui_to_api", lambda workflow, info, **kw: seen.update(kw) or {})
+    client.convert({"nodes": [], "links": []})
+    assert seen["frontend"] == "1.49.6"
+
+
 def test_rest_calls_and_5xx_retries(fake):
     fake.failures["/system_stats"] = [503, 502]
     client = make_client(fake.url)
@@ -325,6 +337,25 @@ def test_prompt_post_carries_client_and_prompt_ids(fake):
     assert body["client_id"] == client.client_id
     assert body["prompt_id"] == prompt_id and str(uuid.UUID(prompt_id)) == prompt_id
     assert body["extra_data"] == {"extra_pnginfo": {"workflow": {}}}
+
+
+def test_a_prompt_finishing_while_the_client_looks_is_still_found():
+    """The retry check looks at the queue and the history; a prompt that moves from one to the other
+    right after the first look must still count as queued (else a retried POST queues it twice)."""
+    client = make_client("http://127.0.0.1:1")
+    state = {"where": "queue"}
+
+    def look(place, answer):
+        def call(*args):
+            found = state["where"] == place
+            state["where"] = "history"          # the prompt finishes right after the first look
+            return answer(found)
+        return call
+
+    client.queue = look("queue", lambda found: {"queue_running": [[0, "p1", {}, {}, []]] if found else [],
+                                                "queue_pending": []})
+    client.history = look("history", lambda found: {"p1": {}} if found else {})
+    assert client._server_knows("p1")
 
 
 def test_retried_prompt_post_is_not_queued_twice(fake):

@@ -81,16 +81,17 @@ def test_convert_reports_errors_with_exit_code_2(tmp_path, capsys):
 
 
 def test_convert_fetches_object_info_from_the_server(workflow_file, capsys):
-    payload = OBJECT_INFO.read_bytes()
+    answers = {"/object_info": OBJECT_INFO.read_bytes(),
+               "/system_stats": json.dumps({"system": {"required_frontend_version": "1.49.6"}}).encode()}
     seen = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server naming)
             seen.append(self.path)
-            self.send_response(200 if self.path == "/object_info" else 404)
+            self.send_response(200 if self.path in answers else 404)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            self.wfile.write(payload if self.path == "/object_info" else b"{}")
+            self.wfile.write(answers.get(self.path, b"{}"))
 
         def log_message(self, *args):
             pass
@@ -103,7 +104,7 @@ def test_convert_fetches_object_info_from_the_server(workflow_file, capsys):
     finally:
         server.shutdown()
         server.server_close()
-    assert seen == ["/object_info"]
+    assert seen == ["/object_info", "/system_stats"]      # the frontend version picks the conversion rules
     assert json.loads(capsys.readouterr().out)["1"]["inputs"] == {"width": 512, "height": 768, "batch_size": 2}
 
 

@@ -1,7 +1,9 @@
 """UI -> API conversion rules, without a server.
 
-``tests/data/object_info_min.json`` is a subset of a real ComfyUI 0.33 ``/object_info`` (the
-integration test checks it is still what the server says). Every expected prompt below was also
+``tests/data/object_info_min.json`` is a subset of a real ComfyUI 0.33 ``/object_info``, and
+``object_info_min_0.8.0.json`` the same classes in ComfyUI 0.8.0 (null where 0.8.0 lacks one); the
+integration test checks each is still what a server of its version says. Every test runs on both
+unless it needs a 0.33-only class. Every expected prompt below was also
 checked against the real frontend's ``app.graphToPrompt()`` (see
 tests/integration/test_convert_templates.py for the harness), so these expectations are the
 frontend's behaviour, not just ours. Deliberate differences, each tested below: a
@@ -26,9 +28,29 @@ from api_client.node_info import UNDEFINED, parse_object_info
 DATA = Path(__file__).parent / "data"
 
 
+#: ComfyUI version -> its /object_info snapshot (the newest is the one the other unit tests use).
+SNAPSHOTS = {"0.33.0": "object_info_min.json", "0.8.0": "object_info_min_0.8.0.json"}
+
+
+def load_snapshot(version: str) -> dict:
+    return {name: info for name, info in json.loads((DATA / SNAPSHOTS[version]).read_text()).items()
+            if info is not None}     # null: a class this ComfyUI version does not have
+
+
+@pytest.fixture(scope="module", params=list(SNAPSHOTS), ids=lambda v: f"comfyui-{v}")
+def snapshot_version(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def object_info() -> dict:
-    return json.loads((DATA / "object_info_min.json").read_text())
+def object_info(snapshot_version) -> dict:
+    return load_snapshot(snapshot_version)
+
+
+@pytest.fixture(scope="module")
+def object_info_033() -> dict:
+    """For the classes ComfyUI 0.8.0 does not have (SeedVR2TemporalMerge, ImageCompare)."""
+    return load_snapshot("0.33.0")
 
 
 class UI:
@@ -257,14 +279,14 @@ def test_widgets_values_object_is_applied_by_name(object_info):
     assert prompt["1"]["inputs"] == {"width": 256, "height": 320, "batch_size": 1}
 
 
-def test_force_input_has_no_widget_and_legacy_slots_are_dropped(object_info):
+def test_force_input_has_no_widget_and_legacy_slots_are_dropped(object_info_033):
     ui = UI()
     ui.node(1, "EmptyLatentImage", [64, 64, 1], outputs=[("LATENT", "LATENT")])
     ui.node(2, "PrimitiveInt", [8, "fixed"], outputs=[("INT", "INT")])
     ui.node(3, "SeedVR2TemporalMerge", [5], outputs=[("LATENT", "LATENT")])  # a legacy slot for the forceInput
     ui.link(1, 0, 3, "latents", "LATENT")
     ui.link(2, 0, 3, "temporal_overlap", "INT")
-    prompt = ui_to_api(ui.build(), object_info)
+    prompt = ui_to_api(ui.build(), object_info_033)
     assert prompt["3"]["inputs"] == {"latents": ["1", 0], "temporal_overlap": ["2", 0]}
 
 
@@ -301,12 +323,12 @@ def test_custom_combo_grows_option_widgets(object_info):
     assert prompt["1"]["inputs"] == {"choice": "9:16", "index": 1, "option1": "16:9", "option2": "9:16", "option3": ""}
 
 
-def test_image_compare_sends_its_unsaved_widget(object_info):
+def test_image_compare_sends_its_unsaved_widget(object_info_033):
     ui = UI()
     ui.node(1, "LoadImage", ["a.png", "image"], outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")])
     ui.node(2, "ImageCompare", [])
     ui.link(1, 0, 2, "image_a", "IMAGE")
-    prompt = ui_to_api(ui.build(), object_info)
+    prompt = ui_to_api(ui.build(), object_info_033)
     assert prompt["2"]["inputs"] == {"compare_view": {"__value__": ["", ""]}, "image_a": ["1", 0]}
 
 
@@ -407,6 +429,35 @@ def test_subgraph_instance_widgets_values_override_the_promoted_widget(object_in
     assert prompt["10:6"]["inputs"]["text"] == "from the instance"
 
 
+def test_frontend_1_35_keeps_subgraph_ids_and_ignores_instance_values(object_info):
+    """The 1.35 frontend of ComfyUI 0.8.0 (checked over its template library): no renumbering of a
+    subgraph node id another graph uses, and an instance's widgets_values do not reach the inner
+    widgets."""
+    prompt = ui_to_api(subgraph_workflow(instance_values=["from the instance"]), object_info, frontend="1.35.9")
+    assert prompt["10:3"]["inputs"]["negative"] == ["10:9", 0] and "10:11" not in prompt
+    assert prompt["10:9"]["inputs"] == {"text": "ugly", "clip": ["4", 1]}
+    assert prompt["10:6"]["inputs"]["text"] == "inner default"
+    assert prompt["9"]["class_type"] == "SaveImage"          # the root's node 9 keeps its id too
+
+
+def test_frontend_1_35_sends_the_audio_player_and_numbers_custom_combo_options_from_0(object_info):
+    ui = UI()
+    ui.node(1, "LoadAudio", ["a.flac", None, None], outputs=[("AUDIO", "AUDIO")])
+    ui.node(2, "CustomCombo", ["b", "a", "b", ""], outputs=[("STRING", "STRING")])
+    legacy = ui_to_api(ui.build(), object_info, frontend="1.35.9")
+    assert legacy["1"]["inputs"] == {"audio": "a.flac", "audioUI": ""}
+    assert legacy["2"]["inputs"] == {"choice": "b", "option0": "a", "option1": "b", "option2": ""}
+    current = ui_to_api(ui.build(), object_info, frontend="1.49.6")
+    assert current["1"]["inputs"] == {"audio": "a.flac"}
+
+
+@pytest.mark.parametrize("version,rules", [("1.35.9", "1.35"), ("1.35", "1.35"), ("1.36.0", "1.49"),
+                                           ("1.49.6", "1.49"), (None, "1.49"), ("nightly", "1.49")])
+def test_frontend_rules_by_version(version, rules):
+    from api_client.node_info import frontend_rules
+    assert frontend_rules(version).name == rules
+
+
 def test_subgraph_input_linked_from_outside_wins(object_info):
     workflow = subgraph_workflow(instance_values=["unused"])
     workflow["nodes"].append({"id": 12, "type": "StringConcatenate", "mode": 0, "widgets_values": ["a", "b", " "],
@@ -494,14 +545,21 @@ def test_type_matching_follows_litegraph():
     assert not is_valid_connection("IMAGE", "LATENT")
 
 
-def test_widget_layouts_from_object_info(object_info):
+# Where the two versions' /object_info differ for the same class (each checked against that version's
+# own frontend in the integration test): 0.33 names PrimitiveInt's control widget after its option
+# and lists "scale dimensions" first in ResizeImageMaskNode.
+VERSIONED_LAYOUT = {"0.33.0": ("fixed", "scale dimensions"), "0.8.0": ("control_after_generate", "scale by multiplier")}
+
+
+def test_widget_layouts_from_object_info(object_info, snapshot_version):
+    control_widget, resize_default = VERSIONED_LAYOUT[snapshot_version]
     specs = parse_object_info(object_info)
     layout = [(w.name, w.in_values, w.in_prompt) for w in specs["KSampler"].widget_layout()]
     assert layout[:2] == [("seed", True, True), ("control_after_generate", True, False)]
     assert [w.name for w in specs["LoadAudio"].widget_layout()] == ["audio", "audioUI", "upload"]
-    assert [w.name for w in specs["PrimitiveInt"].widget_layout()] == ["value", "fixed"]  # named after the option
+    assert [w.name for w in specs["PrimitiveInt"].widget_layout()] == ["value", control_widget]
     assert specs["CheckpointLoaderSimple"].widget_layout()[0].default is UNDEFINED
-    assert specs["ResizeImageMaskNode"].widget_layout()[0].default == "scale dimensions"
+    assert specs["ResizeImageMaskNode"].widget_layout()[0].default == resize_default
     assert specs["ResizeImageMaskNode"].widget_layout()[-1].default == "area"  # V3 combo default
     # hidden inputs (SaveImage's prompt / extra_pnginfo) never become widgets
     assert [w.name for w in specs["SaveImage"].widget_layout()] == ["filename_prefix"]

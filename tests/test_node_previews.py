@@ -39,7 +39,8 @@ def pack(comfy):
             sys.modules[name] = module
     return types.SimpleNamespace(previews=importlib.import_module(f"{PACKAGE}.nodes.previews"),
                                  pose=importlib.import_module(f"{PACKAGE}.nodes.pose"),
-                                 face=importlib.import_module(f"{PACKAGE}.nodes.face"))
+                                 face=importlib.import_module(f"{PACKAGE}.nodes.face"),
+                                 face_region=importlib.import_module(f"{PACKAGE}.nodes.face_region"))
 
 
 @pytest.fixture(scope="module")
@@ -116,27 +117,86 @@ def test_preview_nodes_keep_their_ui_when_cached(pack, name, persistent_flag):
     assert kept_when_cached(getattr(pack.pose, name).GET_NODE_INFO_V1(), persistent_flag)
 
 
+class FakeEngine:
+    name = "fake engine"
+
+
 def test_face_picker_payload(pack, temp_dir, persistent_flag):
     from pulid_flux.engine.encoder import ImageStatus
 
     statuses = [ImageStatus("image 1", True, 2, "left_to_right", 1, bbox=[300.0, 10.0, 380.0, 90.0], score=0.9,
-                            image_size=(800, 600), face_boxes=[[10.0, 10.0, 90.0, 90.0], [300.0, 10.0, 380.0, 90.0]]),
+                            image_size=(800, 600), face_boxes=[[10.0, 10.0, 90.0, 90.0], [300.0, 10.0, 380.0, 90.0]],
+                            image_hash="ab" * 32),
                 ImageStatus("image 2", False, image_size=(64, 48))]
-    result = types.SimpleNamespace(images=statuses)
     frames = [np.full((600, 800, 3), 200, np.uint8), np.zeros((48, 64, 3), np.uint8)]
-    face = pack.face
+    face, region = pack.face, pack.face_region
     assert kept_when_cached(face.EncodeIdentity.GET_NODE_INFO_V1(), persistent_flag)
+    engine = FakeEngine()
 
-    direct = face._face_picker_data(face.EncodeIdentity, frames, result, "left_to_right", 1)
+    direct = region.picker_data(face.EncodeIdentity, frames, statuses, "left_to_right", 1, engine)
     assert [("preview" in i) for i in direct["images"]] == [False, False] and not any(temp_dir.iterdir())
+    assert "engine" not in direct
 
-    data = face._face_picker_data(in_executor(face.EncodeIdentity), frames, result, "left_to_right", 1)
+    data = region.picker_data(in_executor(face.EncodeIdentity), frames, statuses, "left_to_right", 1, engine)
     assert (data["face_order"], data["face_index"]) == ("left_to_right", 1)
     first, second = data["images"]
     assert first["face_boxes"] == statuses[0].face_boxes and first["image_size"] == (800, 600)
+    assert first["image_hash"] == "ab" * 32 and first["region"] is None
     assert saved_size(temp_dir, first["preview"]) == (512, 384) and saved_size(temp_dir, second["preview"]) == (64, 48)
+    assert saved_size(temp_dir, first["source"]) == (800, 600)             # the source copy keeps the pixels
     assert second["face_found"] is False and second["face_boxes"] == []
+    assert region._ENGINES[data["engine"]] is engine                        # the preview route finds it
     json.dumps(data)                                                   # travels over the websocket as JSON
+
+
+def test_big_photos_are_shrunk_for_the_source_copy(pack, temp_dir):
+    from pulid_flux.engine.encoder import ImageStatus
+
+    data = pack.face_region.picker_data(in_executor(pack.face.EncodeIdentity), [np.zeros((3000, 4000, 3), np.uint8)],
+                                        [ImageStatus("image 1", False, image_size=(4000, 3000))], "largest", 0, FakeEngine())
+    assert saved_size(temp_dir, data["images"][0]["source"]) == (2048, 1536)
+
+
+def data_url_image(url):
+    import base64
+    import io
+
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+
+
+def test_crop_preview_route_shows_the_boxed_face(pack, temp_dir, faces_dir):
+    """What POST /pulid_studio/face_region/preview answers: the aligned crop of the drawn box."""
+    from pulid_flux.face import load_engine
+    from pulid_flux.images import load_rgb
+
+    region = pack.face_region
+    engine = load_engine("dlib")
+    photo = load_rgb(faces_dir / "photos" / "group_two_people.jpg")
+    faces = sorted(engine.detect(photo), key=lambda f: f.center[0])
+    (saved,) = pack.previews.save_temp_images([photo[::2, ::2].copy()])     # a half-size source copy
+    token = region.engine_token(engine)
+    for face in faces:
+        x0, y0, x1, y1 = (float(v) for v in face.bbox)
+        body = {"source": saved, "image_size": [photo.shape[1], photo.shape[0]], "engine": token,
+                "region": {"box": [x0 - 20, y0 - 30, x1 - x0 + 40, y1 - y0 + 50]}}
+        answer = region.preview(body)
+        assert answer["mode"] == "redetected" and answer["engine"] is True and answer["visible_share"] is None
+        crop = data_url_image(answer["crop"])
+        assert crop.shape == (256, 256, 3)
+        (seen,) = engine.detect(np.ascontiguousarray(crop))
+        assert abs(seen.center[0] - 128) < 20 and abs(seen.center[1] - 140) < 30      # the face, centred
+        same = seen.normed_embedding @ face.normed_embedding
+        assert same > 0.93, same                                                        # and it is that person
+    # No engine (ComfyUI dropped it, or never ran): box-only, said so.
+    answer = region.preview({**body, "engine": "unknown"})
+    assert answer["mode"] == "box-only" and answer["message"].startswith("no face engine at hand")
+    with pytest.raises(region.FaceRegionError, match="not in ComfyUI's temp folder"):
+        region.preview({**body, "source": {**saved, "filename": "../../etc/passwd"}})
+    with pytest.raises(region.FaceRegionError, match="'image_size' must be"):
+        region.preview({**body, "image_size": [0, 5]})
+    with pytest.raises(region.FaceRegionError, match="face_region: 'box' is missing"):
+        region.preview({**body, "region": {}})
 
 
 def test_preview_image_of_a_batch_is_one_file_per_frame(pack, temp_dir):

@@ -45,12 +45,12 @@ COMFYUI_PROVIDED = {"torch", "torchvision", "torchaudio", "torchsde", "numpy", "
                     "aiohttp", "yarl", "pydantic", "pydantic-settings", "tqdm", "scipy", "psutil", "einops",
                     "transformers", "tokenizers", "sentencepiece", "kornia", "spandrel", "alembic", "sqlalchemy",
                     "av", "comfyui-frontend-package", "comfyui-workflow-templates",
-                    "comfyui-workflow-templates-json", "comfyui-embedded-docs"}
+                    "comfyui-workflow-templates-json", "comfyui-workflow-templates-core", "comfyui-embedded-docs"}
 #: Import names whose distribution is named differently (checked against the installed metadata).
 IMPORT_TO_DIST = {"PIL": "pillow", "cv2": "opencv-python-headless", "yaml": "pyyaml", "dlib": "dlib-bin",
                   "websocket": "websocket-client", "face_recognition_models": "face-recognition-models",
                   "comfyui_workflow_templates_json": "comfyui-workflow-templates-json", "tomli": "tomli",
-                  "google": "protobuf", "pydantic_core": "pydantic-core"}
+                  "google": "protobuf", "pydantic_core": "pydantic-core", "open_clip": "open-clip-torch"}
 #: Distributions imported directly that a declared package hard-requires (checked against its metadata):
 #: declaring them again would only add a second version bound to keep in step.
 COMES_WITH = {"pydantic-core": "pydantic", "protobuf": "onnx"}

@@ -1,4 +1,4 @@
-"""The synthesis plan source (views x seeds -> run-engine jobs), the shipped 05_synthesis workflow, the
+"""The synthesis plan source (views x seeds -> run-engine jobs), the shipped 07_synthesis workflow, the
 sweep spec it writes and the command line, without ComfyUI."""
 
 import json
@@ -30,7 +30,7 @@ def test_shipped_workflow_has_what_the_plan_drives():
     assert titles["Pose ControlNet"] == "PulidStudioApplyPoseControlNet" and "LoRA" not in titles
     pose_input = get_input(api, "Pose ControlNet", "keypoints")
     assert pose_input[0] == next(k for k, n in api.items() if n["_meta"]["title"] == "Head pose")
-    ui = json.loads((ROOT / "workflows" / "05_synthesis.json").read_text())
+    ui = json.loads((ROOT / "workflows" / "07_synthesis.json").read_text())
     assert sorted(str(n["id"]) for n in ui["nodes"]) == sorted(api)              # the UI twin has the same graph
     assert {n.get("title") for n in ui["nodes"]} >= {"Head pose", "PuLID", "Pose ControlNet", "Reference image"}
 

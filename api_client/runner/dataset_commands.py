@@ -4,7 +4,7 @@
   the photo through PuLID; the best one whose identity to the photo passes (and whose head is
   frontal) becomes ``DIR/portrait.png``.
 * ``synthesize PORTRAIT --out DIR``: every view of the view plan (``--views FILE``, else the shipped
-  plan) N times through the ``05_synthesis`` workflow; the identity-and-pose filter keeps at most K per
+  plan) N times through the ``07_synthesis`` workflow; the identity-and-pose filter keeps at most K per
   view in ``DIR/train/`` with captions; M grounding images of other people from the base model go to
   ``DIR/reg/``; then ``ai-toolkit.yaml``, ``coverage.csv``, ``report.md``, ``contact_sheet.jpg`` and
   ``sweep.yaml`` (the sample prompts as a spec the checkpoint sweep and the comparison can run).
@@ -67,7 +67,7 @@ def _add_common(parser: argparse.ArgumentParser, what: str) -> None:
                              "last word: 'ohwx man' -> 'a man')")
     parser.add_argument("--workflow", default=str(SYNTHESIS_WORKFLOW), metavar="FILE",
                         help="API-format workflow with PuLID, the pose ControlNet and a 'Head pose' node "
-                             "(default workflows/05_synthesis_api.json)")
+                             "(default workflows/07_synthesis_api.json)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",
                         help="override a workflow input, e.g. --set PuLID.weight=0.9 (repeatable)")
     engine = parser.add_argument_group("local face engine (the filter)")

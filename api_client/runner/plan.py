@@ -104,6 +104,8 @@ class Reference:
     data: bytes | None = None         # the image the workflows get
     upload_name: str | None = None    # content-addressed name on the servers
     tiny: bool = False
+    region: Mapping[str, Any] | None = None   # the first photo's face region (docs/face_region.md), JSON form
+    region_value: str | None = None   # that region as Encode identity's face_region value (with the photo's hash)
 
     @property
     def image_value(self) -> str | None:
@@ -122,11 +124,13 @@ class RunInfo:
     tiny: bool = False
     tiny_models: str | None = None
     reference: tuple[str, ...] = ()
+    reference_region: Mapping[str, Any] | None = None   # the face region of reference[0], when one was given
     launch: str | None = None
     selection: Mapping[str, Any] = field(default_factory=dict)   # the command line's choices, as given
     configs: tuple[str, ...] = ()     # gallery columns, in report order
     rules: tuple[str, ...] = ()       # notes for the report (per-prompt rules and what they did)
     engines: tuple[str, ...] = ()     # scoring engines asked for on the command line
+    details: Mapping[str, Any] = field(default_factory=dict)   # what the source's own report reads (the sweep's)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -150,6 +154,8 @@ class RunPlan:
     all_jobs: tuple[Job, ...]         # everything the gallery may hold (the selection without its limits)
     reference: Reference
     info: RunInfo
+    #: model folders a launched server also lists, in place ({"loras": (checkpoint folder,)})
+    model_paths: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
 
     @property
     def tiny(self) -> bool:

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 
 from ..face import Face, FaceEngine
+from ..face.region import FaceRegion
+from ..face.region_locate import embed_region
 from .items import DatasetItem
 from .quality import face_sharpness, perceptual_hash
 
@@ -65,10 +67,24 @@ def inside_fraction(face: Face, width: int, height: int) -> float:
     return ix * iy / area
 
 
-def analyze(item: DatasetItem, image: np.ndarray, engine: FaceEngine, detect_max_side: int) -> None:
-    """Fill ``item``'s size, faces, per-face sharpness, perceptual hash and thumbnail from ``image``."""
+def region_faces(engine: FaceEngine, image: np.ndarray, region: FaceRegion, max_side: int) -> list[Face]:
+    """The region's face first (found at full resolution, see :mod:`pulid_flux.face.region_locate`),
+    then the detected faces outside the region's box (other people, to avoid or blur)."""
+    located, _ = embed_region(image, region, engine)
+    x0, y0, x1, y1 = region.xyxy
+    others = [f for f in detect_faces(engine, image, max_side)
+              if not (x0 <= f.center[0] <= x1 and y0 <= f.center[1] <= y1)]
+    return [located.face] + others
+
+
+def analyze(item: DatasetItem, image: np.ndarray, engine: FaceEngine, detect_max_side: int,
+            region: FaceRegion | None = None) -> None:
+    """Fill ``item``'s size, faces, per-face sharpness, perceptual hash and thumbnail from ``image``;
+    with a ``region`` (the photo's sidecar) its face is ``faces[0]``."""
     item.height, item.width = image.shape[:2]
-    item.faces = detect_faces(engine, image, detect_max_side)
+    item.region = region
+    item.faces = (region_faces(engine, image, region, detect_max_side) if region is not None
+                  else detect_faces(engine, image, detect_max_side))
     item.sharpness = [face_sharpness(image, f.bbox) for f in item.faces]
     item.phash = perceptual_hash(image)
     thumb, _ = downscale(image, THUMBNAIL_SIDE)

@@ -41,7 +41,9 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                         help="face engine (default dlib: CPU, no licence restriction; insightface needs a model "
                              "pack, non-commercial weights)")
     parser.add_argument("--reference", nargs="+", action="extend", default=[], metavar="IMG",
-                        help="photo(s) of the subject; without them the identity seen in the most photos is used")
+                        help="photo(s) of the subject; without them the identity seen in the most photos is used. "
+                             "A <photo stem>.face.json sidecar beside any photo boxes its subject's face "
+                             "(docs/face_region.md)")
     parser.add_argument("--caption", default="", metavar="TEXT", help="text appended to every caption")
     parser.add_argument("--others", choices=OTHERS_CHOICES, default=None,
                         help="photos with other people: crop (default: frame the subject, blur faces left in the "

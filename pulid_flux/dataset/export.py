@@ -156,6 +156,9 @@ def item_record(item: DatasetItem) -> dict:
         "avoided_faces": item.crop.avoided if item.crop else 0,
         "other_faces": [{"box": _box(f.bbox), "similarity": round(s, 4)}
                         for i, (f, s) in enumerate(zip(item.faces, item.similarities)) if i != item.subject_index],
+        "face_region": ({"source": item.region.source, "box": list(item.region.box),
+                         "mode": item.faces[0].extra.get("region_mode") if item.faces else None}
+                        if item.region is not None else None),
     }
     if face is not None:
         record["face_size"] = {"px": round(face.height, 1),

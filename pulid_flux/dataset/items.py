@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..face import Face
+from ..face.region import FaceRegion
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -47,6 +48,7 @@ class DatasetItem:
     height: int = 0
     digest: str | None = None                    # sha256 of the file bytes, or of the pixels
     faces: list[Face] = field(default_factory=list)
+    region: FaceRegion | None = None             # its .face.json sidecar: then faces[0] is the region's face
     sharpness: list[float] = field(default_factory=list)      # per face
     phash: int | None = None
     thumbnail: np.ndarray | None = None          # small RGB copy for the contact sheet

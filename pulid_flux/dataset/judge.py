@@ -13,11 +13,12 @@ from .subject import Subject
 
 
 def match_subject(item: DatasetItem, subject: Subject) -> None:
-    """Similarity of every face to the subject; the most similar one at or above the threshold is the subject's."""
+    """Similarity of every face to the subject; the most similar one at or above the threshold is the
+    subject's (with a face region, only the region's face may be)."""
     item.similarities = subject.similarities(item.faces)
     item.subject_index = None
     if item.similarities:
-        best = max(range(len(item.faces)), key=lambda i: item.similarities[i])
+        best = 0 if item.region is not None else max(range(len(item.faces)), key=lambda i: item.similarities[i])
         if item.similarities[best] >= subject.threshold:
             item.subject_index = best
 
@@ -29,6 +30,10 @@ def judge(item: DatasetItem, subject: Subject, options: PrepareOptions) -> None:
         item.reject("no_face", "no face detected")
         return
     face = item.subject_face
+    if face is None and item.region is not None:
+        item.reject("not_subject", f"the face in {item.region.source} is not the subject (similarity "
+                                   f"{item.similarities[0]:.3f} < {subject.threshold:.3f})")
+        return
     if face is None:
         item.reject("not_subject", f"{len(item.faces)} face(s), none the subject (best similarity "
                                    f"{max(item.similarities):.3f} < {subject.threshold:.3f})")

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 #: One reason code per rejected photo (the report's ``reason``), in the order they are checked;
 #: byte-identical copies are "duplicate" before anything else, near-identical photos only at the end.
 REASONS = ("unreadable", "duplicate", "no_face", "not_subject", "multiple_faces", "low_resolution",
-           "face_too_small", "blurry")
+           "face_too_small", "blurry", "bad_region")
 
 #: Caption shot types, tightest first.
 SHOT_TYPES = ("close-up", "portrait", "medium shot", "full body")

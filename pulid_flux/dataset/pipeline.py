@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import NoFaceError, PulidError
+from ..errors import FaceRegionError, NoFaceError, PulidError
 from ..face import Face, FaceEngine
-from ..images import ImageReadError, content_hash, list_images, load_rgb
+from ..face.region import FaceRegion, list_photos, read_sidecar
+from ..face.region_locate import embed_region
+from ..images import ImageReadError, content_hash, load_rgb
 from .aitoolkit import TrainingConfig, build_config, write_config
 from .analysis import analyze, detect_faces
 from .caption import check_trigger
@@ -55,10 +57,16 @@ class PrepareResult:
 
 
 def reference_faces(images: Sequence[tuple[str, np.ndarray]], engine: FaceEngine,
-                    detect_max_side: int = 1024) -> list[tuple[str, Face]]:
-    """The largest face of each reference photo; NoFaceError naming a photo without one."""
+                    detect_max_side: int = 1024, regions: dict[str, FaceRegion | None] | None = None,
+                    ) -> list[tuple[str, Face]]:
+    """The largest face of each reference photo, or the face of its region (``regions``: name ->
+    FaceRegion); NoFaceError naming a photo without one."""
     chosen = []
     for name, image in images:
+        region = (regions or {}).get(name)
+        if region is not None:
+            chosen.append((name, embed_region(image, region, engine)[0].face))
+            continue
         faces = detect_faces(engine, image, detect_max_side)
         if not faces:
             raise NoFaceError(f"{name}: no face found in this reference photo; give a photo where the subject's "
@@ -70,13 +78,15 @@ def reference_faces(images: Sequence[tuple[str, np.ndarray]], engine: FaceEngine
 
 
 def load_reference_files(paths: Sequence, engine: FaceEngine, detect_max_side: int = 1024) -> list[tuple[str, Face]]:
-    images = []
+    """The reference photos' faces; a ``<photo stem>.face.json`` sidecar says which face is the subject."""
+    images, regions = [], {}
     for path in paths:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"reference photo {path} does not exist")
         images.append((str(path), load_rgb(path)))     # ImageReadError names the file
-    return reference_faces(images, engine, detect_max_side)
+        regions[str(path)] = read_sidecar(path)
+    return reference_faces(images, engine, detect_max_side, regions)
 
 
 def mark_exact_duplicate(item: DatasetItem, seen: dict[str, DatasetItem]) -> bool:
@@ -135,7 +145,11 @@ def _analyse_files(files: Sequence[Path], engine: FaceEngine, options: PrepareOp
                 item.reject("unreadable", f"too many pixels to read safely ({exc})")
                 log.warning("%s: %s", path, exc)
             else:
-                analyze(item, image, engine, options.detect_max_side)
+                try:
+                    analyze(item, image, engine, options.detect_max_side, read_sidecar(path))
+                except FaceRegionError as exc:
+                    item.reject("bad_region", str(exc))
+                    log.warning("%s", exc)
         if progress:
             progress(n, len(files), "analyse")
     return items
@@ -157,7 +171,7 @@ def prepare_dataset(input_dir, output_dir, trigger: str, engine: FaceEngine, *, 
     threshold = (options.similarity_threshold if options.similarity_threshold is not None
                  else default_similarity_threshold(engine))
     input_dir, output_dir = Path(input_dir), Path(output_dir)
-    files = list_images(input_dir)
+    files = list_photos(input_dir)          # mask PNGs named by .face.json sidecars are not photos
     if not files:
         raise PulidError(f"{input_dir}: no .jpg, .jpeg, .png or .webp photos in this folder")
     if output_dir.resolve() == input_dir.resolve():

@@ -12,6 +12,10 @@ Per image (official ``pipeline_flux.get_id_embedding``, with one face choice for
    (:func:`pulid_flux.engine.eva.face_features_image`) and run EVA: L2-normalised CLS + 5 hidden states;
 5. ``id_cond = [ArcFace 512 | EVA CLS 768]`` -> IDFormer -> ID tokens (1, 32, 2048).
 
+A user-given face region (:mod:`pulid_flux.face.region`) replaces step 2 for its image: the face is
+found again in the enlarged box, else placed by the box alone (:mod:`pulid_flux.face.region_locate`), and the
+region's mask also paints everything outside it white in step 4.
+
 Several images are fused into one token set (``FUSIONS``); the uncond tokens (IDFormer on zeros)
 are always added. The recognizer must give the vectors the IDFormer was trained on (512-d
 antelopev2 glintr100); dlib's 128-d descriptor is refused as a recognizer but can detect/align.
@@ -37,6 +41,8 @@ from ..face.choice import FACE_ORDERS, choose_face, match_face, sort_faces
 from ..face.faces import Face, FaceEngine, as_rgb_uint8
 from ..face.parsing import BiSeNet, parse_labels
 from ..images import content_hash
+from ..face.region import FaceRegion, match_regions
+from ..face.region_locate import locate_face, region_mask_share
 from .eva import EvaVisionTower, face_features_image
 from .identity import PulidIdentity
 from .model import PulidFlux
@@ -52,6 +58,8 @@ log = logging.getLogger(__name__)
 FUSIONS = ("mean", "max_norm", "weighted")
 MAX_SIDE = 1024
 ALIGNED_SIZE = 512
+NO_FACE_HELP = ("Draw the face region: on the Encode identity node, drag a box around the face in the photo "
+                "(or set face_region, or put a <photo>.face.json sidecar beside the photo; see docs/face_region.md)")
 
 
 @dataclass
@@ -83,6 +91,8 @@ class ImageStatus:
     image_size: tuple[int, int] | None = None      # (width, height) of the image as given
     #: every detected face's box, in ``face_order`` (so position = the face_index that picks it)
     face_boxes: list[list[float]] = field(default_factory=list)
+    image_hash: str = ""                           # pulid_flux.images.content_hash of the pixels
+    region: dict | None = None                     # the face region used: box, mask, mode, visible share
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -194,18 +204,19 @@ def _tag(model) -> str:
 
 def _recognizer_vector(image, chosen: Face, models: FaceModels) -> tuple[np.ndarray, bool]:
     """(raw ArcFace vector of the chosen face, whether the aligned-crop fallback was used)."""
-    if models.recognizer is models.detector:
+    if models.recognizer is models.detector and chosen.embedding is not None:
         return chosen.embedding, False
-    match = match_face(chosen, models.recognizer.detect(image, embed=True))
-    if match is not None:
-        return match.embedding, False
+    if models.recognizer is not models.detector:
+        match = match_face(chosen, models.recognizer.detect(image, embed=True))
+        if match is not None:
+            return match.embedding, False
     crop, _ = norm_crop(image, chosen.kps, 112)
     return models.recognizer.embed_aligned(crop), True
 
 
 def encode_image(image: np.ndarray, models: FaceModels, *, name: str = "image", face_order: str = "largest",
-                 face_index: int = 0, max_side: int = MAX_SIDE) -> ImageEncoding:
-    """Everything one reference image contributes (no fusion, no cache)."""
+                 face_index: int = 0, max_side: int = MAX_SIDE, region: FaceRegion | None = None) -> ImageEncoding:
+    """Everything one reference image contributes (no fusion, no cache). ``region`` replaces detection."""
     original = as_rgb_uint8(image, name)
     work = resize_long_side(original, max_side)
     scale = work.shape[1] / original.shape[1]
@@ -213,19 +224,37 @@ def encode_image(image: np.ndarray, models: FaceModels, *, name: str = "image", 
     status = ImageStatus(name=name, face_found=False, face_order=face_order, face_index=face_index,
                          resized_from=resized_from, image_size=(original.shape[1], original.shape[0]))
     same_engine = models.recognizer is models.detector
-    faces = sort_faces(models.detector.detect(work, order=face_order, embed=same_engine), face_order)
+    located = None
+    if region is not None:
+        # Full resolution: a face too small to find in ``work`` is found again in the enlarged box.
+        located = locate_face(original, region, models.detector, embed=same_engine)
+        arcface, fallback = _recognizer_vector(original, located.face, models)
+        fallback = fallback and not located.box_only     # box-only: no detection the recognizer could miss
+        chosen = dataclasses.replace(located.face, bbox=located.face.bbox * scale, kps=located.face.kps * scale)
+        faces = [chosen]
+        status.region = {"box": [round(float(v), 2) for v in region.box], "source": region.source,
+                         "mode": located.mode, "rotation": located.rotation, "mask": region.mask is not None}
+    else:
+        faces = sort_faces(models.detector.detect(work, order=face_order, embed=same_engine), face_order)
     status.faces_detected = len(faces)
     status.face_boxes = [[round(float(v) / scale, 2) for v in face.bbox] for face in faces]
     if not faces:
         status.message = f"no face found by {models.detector.name}"
         return ImageEncoding(status)
-    chosen = choose_face(faces, face_order, face_index, source=name)
-    arcface, fallback = _recognizer_vector(work, chosen, models)
+    if region is None:
+        chosen = choose_face(faces, face_order, face_index, source=name)
+        arcface, fallback = _recognizer_vector(work, chosen, models)
 
-    aligned, _ = align_ffhq(work, chosen.kps, ALIGNED_SIZE)
+    aligned, matrix = align_ffhq(work, chosen.kps, ALIGNED_SIZE)
     aligned_t = torch.from_numpy(aligned).permute(2, 0, 1)[None].float().div(255.0)
     labels = parse_labels(models.parser, aligned_t)
     features = face_features_image(aligned_t, labels.cpu())
+    if region is not None:
+        # The mask restricts what counts as face: outside it, white like the parser's background.
+        mask, share = region_mask_share(region, work.shape, matrix, size=ALIGNED_SIZE)
+        if mask is not None:
+            status.region["visible_share"] = round(share, 4)
+            features = torch.where(torch.from_numpy(mask >= 0.5)[None, None], features, torch.ones_like(features))
     cls, hidden = models.eva.encode_face(features)
     id_cond = torch.cat([torch.from_numpy(np.asarray(arcface, np.float32))[None], cls.float().cpu()], dim=1)
     tokens = models.pulid.encode(id_cond, hidden).float().cpu()
@@ -235,18 +264,22 @@ def encode_image(image: np.ndarray, models: FaceModels, *, name: str = "image", 
     status.score = float(chosen.score)
     status.fallback_used = fallback
     status.weight = max(float(chosen.score), 1e-3) * float(np.sqrt(max(chosen.area, 1.0)))
-    status.message = (f"face {face_index} ({face_order}) of {len(faces)}"
-                      + ("; recognizer found no face there: ArcFace run on the aligned crop" if fallback else ""))
+    status.message = (f"face {face_index} ({face_order}) of {len(faces)}" if located is None
+                      else f"face from the drawn region: {located.describe()}")
+    status.message += "; recognizer found no face there: ArcFace run on the aligned crop" if fallback else ""
     features_u8 = (features[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().byte().numpy())
     return ImageEncoding(status, tokens=tokens, id_cond=id_cond, aligned=aligned, features=features_u8)
 
 
 def encode_identity(images, models: FaceModels, *, names=None, face_order: str = "largest", face_index: int = 0,
-                    fusion: str = "mean", max_side: int = MAX_SIDE, cache: EncodeCache | None = None) -> EncodeResult:
+                    fusion: str = "mean", max_side: int = MAX_SIDE, cache: EncodeCache | None = None,
+                    regions=None) -> EncodeResult:
     """One or more RGB uint8 reference images -> a :class:`PulidIdentity` with uncond tokens.
 
-    Raises NoFaceError (naming the images) when no image has a face; images without one are skipped
-    and listed in ``warnings``.
+    ``regions``: face-region entries (:func:`pulid_flux.face.region.parse_region_list`), matched to
+    the images by content hash or position; a matched region replaces detection for its image.
+    Raises NoFaceError (naming the images, carrying their statuses) when no image has a face;
+    images without one are skipped and listed in ``warnings``.
     """
     images = list(images)
     if not images:
@@ -262,29 +295,35 @@ def encode_identity(images, models: FaceModels, *, names=None, face_order: str =
 
     settings = (models.detector.fingerprint, models.recognizer.fingerprint, face_order, int(face_index),
                 int(max_side), _tag(models.parser), _tag(models.eva), _tag(models.pulid))
+    images = [as_rgb_uint8(image, name) for image, name in zip(images, names)]
+    hashes = [content_hash(image) for image in images]
+    per_image, region_warnings = match_regions(regions or [], hashes, names)
     encodings = []
-    for image, name in zip(images, names):
-        image = as_rgb_uint8(image, name)
-        key = (content_hash(image),) + settings
+    for image, name, digest, region in zip(images, names, hashes, per_image):
+        key = (digest, region.key if region is not None else None) + settings
         cached = cache.get(key) if cache is not None else None
         if cached is None:
             cached = encode_image(image, models, name=name, face_order=face_order, face_index=face_index,
-                                  max_side=max_side)
+                                  max_side=max_side, region=region)
             if cache is not None:
                 cache.put(key, cached)
-        encodings.append(dataclasses.replace(cached, status=dataclasses.replace(cached.status, name=name)))
+        encodings.append(dataclasses.replace(cached, status=dataclasses.replace(cached.status, name=name,
+                                                                                image_hash=digest)))
 
     statuses = [e.status for e in encodings]
     found = [e for e in encodings if e.status.face_found]
     missing = [s.name for s in statuses if not s.face_found]
+    for w in region_warnings:
+        log.warning("PuLID identity: %s", w)
     if not found:
         raise NoFaceError(f"no face found in any reference image ({', '.join(missing)}) by "
-                          f"{models.detector.name}; use photos where the face is clearly visible and at least "
-                          f"~80 px wide")
-    warnings = [f"{n}: no face found, image skipped" for n in missing]
+                          f"{models.detector.name}. {NO_FACE_HELP}", images=statuses)
+    warnings = region_warnings + [f"{n}: no face found, image skipped" for n in missing]
+    warnings += [f"{s.name}: no face found in the drawn box by {models.detector.name}; box-only alignment used, "
+                 f"identity quality may drop" for s in statuses if s.region and s.region["mode"] == "box-only"]
     warnings += [f"{s.name}: {models.recognizer.name} found no face where {models.detector.name} did; "
                  f"ArcFace vector taken from the aligned crop" for s in statuses if s.fallback_used]
-    for w in warnings:
+    for w in warnings[len(region_warnings):]:
         log.warning("PuLID identity: %s", w)
 
     per_image = torch.cat([e.tokens for e in found], dim=0)

@@ -9,17 +9,26 @@ sat on that hook, so several identities stack and SkipLayerGuidance keeps workin
 ``forward_orig`` is never replaced, which is what broke every earlier PuLID-Flux pack on ComfyUI
 updates.
 
+The same hooks serve every model :mod:`.families` accepts (FLUX.1 in any weight format, Kontext,
+Chroma, Chroma Radiance): block counts, hidden size and patch size are read from the model, and a
+DIFFUSION_MODEL wrapper records each call's generated-token grid, which is what tells generated
+tokens from Kontext's reference tokens on every ComfyUI version (0.8 sets neither ``img_slice`` nor
+``reference_image_num_tokens``).
+
 This module imports ComfyUI lazily (inside functions), so ``pulid_flux`` stays importable and its
 arithmetic testable without ComfyUI.
 """
 
+import inspect
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import PulidError
+from .families import inspect_model
 from .identity import PulidIdentity
 from .model import PulidFlux
 
@@ -33,6 +42,7 @@ WRAPPER_KEY = "pulid_flux_studio"
 # Keys we add to the per-call transformer_options dict (a copy ComfyUI makes for every forward).
 GRID_KEY = "pulid_studio_grid"
 TXT_LEN_KEY = "pulid_studio_txt_len"
+REACHED_KEY = "pulid_studio_hooks_reached"
 
 
 def hook_positions(num_double: int, num_single: int) -> list[tuple[str, int]]:
@@ -183,6 +193,9 @@ class PulidBlockHook:
         to = args.get("transformer_options")
         if to is None:
             to = {}
+        reached = to.get(REACHED_KEY)
+        if reached is not None:
+            reached.append(self.ca_index)
         if self.block_type == "double_block":
             if "txt" in out:
                 # Remember the text length for the single blocks of ComfyUI builds without img_slice.
@@ -194,11 +207,15 @@ class PulidBlockHook:
                 raise PulidError("PuLID: cannot tell text from image tokens in a single block "
                                  "(no img_slice in transformer_options and no double-block hook ran)")
         image = out["img"]
-        # Generated tokens first, reference latents (Kontext) after them. ComfyUI 0.8.0 sets neither
-        # img_slice nor reference_image_num_tokens: the grid our wrapper records covers both versions.
-        refs = sum(to.get("reference_image_num_tokens") or [])
+        # Generated tokens come first after the text; Kontext's reference tokens follow them.
         grid = to.get(GRID_KEY)
-        n_gen = grid[0] * grid[1] if grid is not None else image.shape[1] - start - refs
+        if grid is not None:
+            n_gen = grid[0] * grid[1]
+        else:
+            n_gen = image.shape[1] - start - sum(to.get("reference_image_num_tokens") or [])
+        if n_gen <= 0 or start + n_gen > image.shape[1]:
+            raise PulidError(f"PuLID: {n_gen} generated image tokens after {start} text tokens do not fit the "
+                             f"{image.shape[1]} tokens of {self.block_type} {self.ca_index}")
         generated = image[:, start:start + n_gen]
         updated = generated
         for injection in self.injections:
@@ -224,17 +241,67 @@ def _text_length(transformer_options: dict):
     return transformer_options.get(TXT_LEN_KEY)
 
 
-def _grid_wrapper(executor, *args, **kwargs):
-    """DIFFUSION_MODEL wrapper: records the generated-token grid (h, w) of this call for masks."""
-    x = args[0] if args else kwargs["x"]
-    patch = 2
-    h, w = (x.shape[-2] + patch // 2) // patch, (x.shape[-1] + patch // 2) // patch
-    if len(args) >= 8:
-        args = list(args)
-        args[7] = dict(args[7] or {}, **{GRID_KEY: (h, w)})
-    else:
-        kwargs["transformer_options"] = dict(kwargs.get("transformer_options") or {}, **{GRID_KEY: (h, w)})
-    return executor(*args, **kwargs)
+class CallWrapper:
+    """DIFFUSION_MODEL wrapper: per call, records the generated-token grid and checks the hooks ran.
+
+    The grid (tokens down, tokens across) of the generated image is what the hooks use to place masks
+    and to leave Kontext's reference tokens alone. It is computed from the model's own patch size
+    (2 for Flux and Chroma, 16 for Chroma Radiance's pixels). ``transformer_options`` is found by name
+    in the model's forward signature: Flux passes it as the 8th positional argument, Chroma as the 6th.
+
+    If a call finishes without reaching any PuLID hook, and none ever did, the model's forward does not
+    consult ``patches_replace`` (something replaced it): that is an error rather than images without
+    the identity. After the hooks have been seen once, a call without them is a cache step (TeaCache
+    and the like skip whole steps) and passes.
+    """
+
+    def __init__(self):
+        self.hooks_seen = False
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __call__(self, executor, *args, **kwargs):
+        bound = _bind(executor.original, args, kwargs)
+        if bound is None or "transformer_options" not in bound.signature.parameters:
+            log.warning("PuLID: cannot find transformer_options in %s; masks fall back to the mask's aspect",
+                        getattr(executor.original, "__qualname__", executor.original))
+            return executor(*args, **kwargs)
+        reached = []
+        options = dict(bound.arguments.get("transformer_options") or {})
+        options[REACHED_KEY] = reached
+        # The first parameter is the model input: Flux's latent, Chroma Radiance's pixels.
+        first = next(iter(bound.arguments.values()), None)
+        grid = _token_grid(first, getattr(executor.class_obj, "patch_size", 2))
+        if grid is not None:
+            options[GRID_KEY] = grid
+        bound.arguments["transformer_options"] = options
+        out = executor(*bound.args, **bound.kwargs)
+        if reached:
+            self.hooks_seen = True
+        elif not self.hooks_seen:
+            raise PulidError(
+                f"Apply PuLID-Flux: {type(executor.class_obj).__name__} ran without calling any PuLID block hook, "
+                "so its images would lack the identity. Something replaced the model's forward with one that "
+                "ignores ComfyUI's 'dit' block patches (some cache/accelerator nodes do); remove that node or use "
+                "a version of it that calls the block patches.")
+        return out
+
+
+def _bind(function, args, kwargs):
+    """``inspect.signature(function).bind(...)``, or None if ``function`` cannot take these arguments."""
+    try:
+        return inspect.signature(function).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+
+
+def _token_grid(x, patch: int):
+    """(rows, columns) of patch tokens for an image/latent ``x`` of shape (B, C, H, W), padded to ``patch``."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        return None
+    patch = max(1, int(patch))
+    return math.ceil(x.shape[-2] / patch), math.ceil(x.shape[-1] / patch)
 
 
 def _ca_patcher(pulid: PulidFlux):
@@ -262,26 +329,24 @@ def apply_pulid(model, pulid: PulidFlux, identity: PulidIdentity, weight: float 
         raise ValueError(f"uncond must be one of {UNCOND_MODES}, got {uncond!r}")
     if not 0.0 <= start_at <= 1.0 or not 0.0 <= end_at <= 1.0:
         raise ValueError(f"start_at and end_at are fractions of the schedule in [0, 1], got {start_at}, {end_at}")
+    # Refuse a model the hooks cannot reach before anything else, weight 0 included: the user
+    # should learn it from this node, not from a later render.
+    target = inspect_model(model)
     m = model.clone()
     if weight == 0 or start_at >= end_at:
         log.info("PuLID: weight %s, window [%s, %s]: nothing to inject, model returned unpatched",
                  weight, start_at, end_at)
         return m
 
-    diffusion_model = m.get_model_object("diffusion_model")
-    double_blocks = getattr(diffusion_model, "double_blocks", None)
-    single_blocks = getattr(diffusion_model, "single_blocks", None)
-    if double_blocks is None or single_blocks is None:
-        raise PulidError(f"PuLID-Flux needs a Flux model; got {type(diffusion_model).__name__}")
-    positions = hook_positions(len(double_blocks), len(single_blocks))
+    positions = hook_positions(target.num_double, target.num_single)
     if len(positions) != pulid.num_ca:
         raise PulidError(
-            f"this Flux model has {len(double_blocks)} double and {len(single_blocks)} single blocks "
+            f"this {target.family} model has {target.num_double} double and {target.num_single} single blocks "
             f"({len(positions)} PuLID injection points) but {pulid.source} has {pulid.num_ca} adapters; "
-            "PuLID-Flux fits FLUX.1 (19 + 38 blocks)")
-    hidden = getattr(diffusion_model, "hidden_size", None)
-    if hidden is not None and hidden != pulid.ca_dim:
-        raise PulidError(f"Flux hidden size is {hidden} but {pulid.source} was trained for {pulid.ca_dim}")
+            "PuLID-Flux fits FLUX.1 and Chroma (19 + 38 blocks)")
+    if target.hidden_size is not None and target.hidden_size != pulid.ca_dim:
+        raise PulidError(f"{target.family} hidden size is {target.hidden_size} but {pulid.source} was trained "
+                         f"for {pulid.ca_dim}")
     if identity.token_dim != pulid.token_dim:
         raise PulidError(f"identity tokens are {identity.token_dim}-d; {pulid.source} expects {pulid.token_dim}-d")
 
@@ -302,14 +367,15 @@ def apply_pulid(model, pulid: PulidFlux, identity: PulidIdentity, weight: float 
 
     import comfy.patcher_extension as pe
     if not m.get_wrappers(pe.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY):
-        m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, _grid_wrapper)
+        m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, CallWrapper())
     patcher = _ca_patcher(pulid)
     attached = m.get_additional_models_with_key(ADDITIONAL_MODELS_KEY)
     # clone() clones additional models, so compare the modules they hold.
     if all(p.model is not patcher.model for p in attached):
         m.set_additional_models(ADDITIONAL_MODELS_KEY, list(attached) + [patcher])
-    log.info("PuLID: %d hooks, weight %.3f, sigma window [%.4f, %.4f], uncond=%s%s", len(positions), weight,
-             injection.sigma_end, injection.sigma_start, uncond, ", masked" if mask is not None else "")
+    log.info("PuLID: %s, %d hooks, weight %.3f, sigma window [%.4f, %.4f], uncond=%s%s", target.family,
+             len(positions), weight, injection.sigma_end, injection.sigma_start, uncond,
+             ", masked" if mask is not None else "")
     return m
 
 

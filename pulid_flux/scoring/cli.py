@@ -7,7 +7,8 @@ Writes ``OUTDIR/scores.csv`` (file, face_found, n_faces, similarity_<engine>...,
 ``OUTDIR/summary.json`` ({engine: {count, mean, median, std, min, max, no_face_rate, pass_rate,
 threshold}}) and ``OUTDIR/run_info.json``. ``--gallery DIR`` scores ``DIR/<config>/*.png`` instead
 and also writes per-config CSVs, grids and a plot. ``--calibrate DIR`` measures same/different-person
-similarities on labelled photos and suggests a threshold.
+similarities on labelled photos and suggests a threshold. A photo (reference or scored) with a
+``<photo stem>.face.json`` sidecar beside it is judged by the face in that region only.
 
 Run through ``pulid-studio score`` (api_client.cli), which reports errors and exit codes the same
 way for every command; the library does not know the client, so it has no entry point of its own.
@@ -28,7 +29,8 @@ HELP = "score how well generated faces match reference photos (ArcFace / dlib si
 
 def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--reference", nargs="+", metavar="IMG",
-                        help="reference photo(s) of the person; the largest face of each is used")
+                        help="reference photo(s) of the person; the largest face of each is used, or the face "
+                             "boxed by its <photo stem>.face.json sidecar (docs/face_region.md)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", metavar="DIR", help="folder of images to score (not recursive)")
     source.add_argument("--gallery", metavar="DIR",

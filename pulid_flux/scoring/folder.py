@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..images import list_images
+from ..face.region import list_photos
 from .engines import EngineOptions
 from .report import write_json, write_scores_csv
 from .run import ScoringRun
@@ -32,7 +32,7 @@ class FolderResult:
 
 
 def folder_images(folder) -> list[Path]:
-    files = list_images(folder)
+    files = list_photos(folder)          # mask PNGs named by .face.json sidecars are not images to score
     if not files:
         raise FileNotFoundError(f"{folder}: no images to score (looked for .jpg, .jpeg, .png, .webp files)")
     return files

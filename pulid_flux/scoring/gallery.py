@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import ImageReadError, list_images, load_rgb
+from ..face.region import list_photos
+from ..images import ImageReadError, load_rgb
 from .engines import EngineOptions
 from .grid import FULL_TILE_MAX, GridLayout, Tile, full_tile, render_grid, small_tile
 from .naming import ImageMeta, find_manifest, image_meta, read_manifest
@@ -89,7 +90,7 @@ def discover_gallery(gallery_dir, *, manifest=None, configs: Sequence[str] | Non
                 raise FileNotFoundError(f"{folder}: config folder not found in the gallery")
     result = {}
     for folder in folders:
-        files = list_images(folder)
+        files = list_photos(folder)
         if not files:
             log.warning("%s: no images in this config folder; it is left out", folder)
             continue
@@ -148,18 +149,19 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 
 def score_gallery(gallery_dir, reference, out_dir, *, engines=("dlib",), options: EngineOptions | None = None,
                   thresholds=None, manifest=None, configs: Sequence[str] | None = None,
-                  run: ScoringRun | None = None) -> GalleryResult:
+                  run: ScoringRun | None = None, regions=None) -> GalleryResult:
     """Score every config of ``gallery_dir`` against ``reference`` and write all reports to ``out_dir``.
 
     ``reference``: reference photo paths (or (name, RGB array) pairs); ``engines``: specs such as
     "dlib", "insightface", "insightface:buffalo_l", "arcface:<file.onnx>", or loaded ScoringEngines;
     ``thresholds``: None (each engine's default), a number, or {engine key: number};
     ``manifest``: a manifest file (default: gallery/manifest.json or manifest.csv if present).
-    Pass an existing ``run`` to reuse loaded engines and reference centroids.
+    Pass an existing ``run`` to reuse loaded engines and reference centroids; ``regions`` (reference path ->
+    FaceRegion) picks the face of a reference, else its ``.face.json`` sidecar does.
     """
     out_dir = Path(out_dir)
     gallery = discover_gallery(gallery_dir, manifest=manifest, configs=configs, exclude=[out_dir])
-    run = run or ScoringRun.create(reference, engines, options=options, thresholds=thresholds)
+    run = run or ScoringRun.create(reference, engines, options=options, thresholds=thresholds, regions=regions)
     keys = run.keys
     all_entries = [e for entries in gallery.values() for e in entries]
     prompts = prompt_order(all_entries)

@@ -1,19 +1,23 @@
 """The reference identity: the centroid of one or more reference photos' face embeddings, per engine.
 
-Each reference photo contributes its LARGEST face (by box area). Its embedding is normalised; the
-centroid is the mean of those unit vectors, normalised again, so every photo weighs the same
-whatever its raw embedding norm. A reference photo without a face is an error naming the file.
+Each reference photo contributes its LARGEST face (by box area), or the face of its face region
+(a ``<photo stem>.face.json`` sidecar, see :mod:`pulid_flux.face.region`) when it has one. Its
+embedding is normalised; the centroid is the mean of those unit vectors, normalised again, so every
+photo weighs the same whatever its raw embedding norm. A reference photo without a face is an error
+naming the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import NoFaceError
 from ..face.faces import FaceEngine
+from ..face.region import FaceRegion
+from ..face.region_locate import embed_region
 
 
 def unit(vector, what: str = "embedding") -> np.ndarray:
@@ -37,6 +41,7 @@ class ReferenceFace:
     n_faces: int
     bbox: tuple[float, float, float, float]
     embedding: np.ndarray          # normalised
+    region: dict | None = None     # the face region that chose the face: source, mode
 
 
 @dataclass
@@ -68,16 +73,26 @@ class Reference:
 
     def describe(self) -> dict:
         return {"engine": self.engine, "photos": [
-            {"file": f.file, "n_faces": f.n_faces, "bbox": [round(float(v), 1) for v in f.bbox]} for f in self.faces],
+            {"file": f.file, "n_faces": f.n_faces, "bbox": [round(float(v), 1) for v in f.bbox],
+             **({"region": f.region} if f.region else {})} for f in self.faces],
             "leave_one_out_similarity": {k: round(v, 6) for k, v in self.self_similarity().items()}}
 
 
-def build_reference(engine: FaceEngine, images: Sequence[tuple[str, np.ndarray]]) -> Reference:
-    """Reference of ``images`` ((name, RGB uint8 array) pairs) with ``engine``."""
+def build_reference(engine: FaceEngine, images: Sequence[tuple[str, np.ndarray]],
+                    regions: Mapping[str, FaceRegion | None] | None = None) -> Reference:
+    """Reference of ``images`` ((name, RGB uint8 array) pairs) with ``engine``; ``regions`` maps a
+    name to the face region that says which face of that photo is the person."""
     if not images:
         raise ValueError("no reference image given; pass at least one photo of the person")
     faces = []
     for name, image in images:
+        region = (regions or {}).get(name)
+        if region is not None:
+            located, embedding = embed_region(image, region, engine)
+            faces.append(ReferenceFace(file=str(name), n_faces=1, bbox=tuple(float(v) for v in located.face.bbox),
+                                       embedding=unit(embedding, f"{name}: face embedding"),
+                                       region={"source": region.source, "mode": located.mode}))
+            continue
         found = engine.detect(image, order="largest", embed=True)
         if not found:
             raise NoFaceError(f"{name}: no face found in this reference photo by {engine.name}; use a photo "

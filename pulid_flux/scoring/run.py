@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..face.region import FaceRegion, read_sidecar
 from ..images import ImageReadError, load_rgb
 from .engines import EngineOptions, ScoringEngine, load_scoring_engines, resolve_thresholds
 from .reference import Reference
@@ -40,13 +41,17 @@ class ScoringRun:
 
     @classmethod
     def create(cls, reference, engines=("dlib",), *, options: EngineOptions | None = None,
-               thresholds=None) -> ScoringRun:
+               thresholds=None, regions: dict[str, FaceRegion] | None = None) -> ScoringRun:
         """``reference``: reference photo paths, or (name, RGB uint8 array) pairs; ``engines``: specs
-        or ScoringEngines; ``thresholds``: None, one number, or {engine key: number}."""
+        or ScoringEngines; ``thresholds``: None, one number, or {engine key: number}; ``regions``: the
+        face region of a reference (by path or name), else a photo's ``.face.json`` sidecar is used."""
         engines = load_scoring_engines(list(engines), options)
         reference = list(reference) if not isinstance(reference, (str, Path)) else [reference]
         images = reference if reference and isinstance(reference[0], tuple) else load_references(reference)
-        run = cls(engines=engines, references=build_references(engines, images),
+        given = {str(k): v for k, v in (regions or {}).items()}
+        if not (reference and isinstance(reference[0], tuple)):
+            given = {str(p): given.get(str(p)) or read_sidecar(p) for p in reference}
+        run = cls(engines=engines, references=build_references(engines, images, given),
                   thresholds=resolve_thresholds(engines, thresholds))
         for key, ref in run.references.items():
             loo = ref.self_similarity()
@@ -63,8 +68,12 @@ class ScoringRun:
     def models(self) -> dict[str, str]:
         return {e.key: e.model for e in self.engines}
 
-    def score(self, image: np.ndarray, file: str, **meta) -> ScoredImage:
-        return ScoredImage(file=file, scores=score_image(image, self.engines, self.references, name=file), **meta)
+    def score(self, image: np.ndarray, file: str, *, region: FaceRegion | None = None, **meta) -> ScoredImage:
+        """Scores of one image; a ``region`` (default: the sidecar of ``meta['path']``) picks its face."""
+        if region is None and meta.get("path") is not None:
+            region = read_sidecar(meta["path"])
+        return ScoredImage(file=file, scores=score_image(image, self.engines, self.references, name=file,
+                                                         region=region), **meta)
 
     def score_file(self, path, file: str | None = None, **meta) -> ScoredImage:
         """Score the image at ``path``; an unreadable file is skipped with a warning and comes back

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..face.faces import Face
+from ..face.region import FaceRegion
+from ..face.region_locate import embed_region
 from .engines import ScoringEngine
 from .reference import Reference
 from .stats import round_similarity
@@ -81,11 +83,15 @@ class ScoredImage:
 
 
 def score_image(image: np.ndarray, engines: Sequence[ScoringEngine], references: dict[str, Reference],
-                *, name: str = "image") -> dict[str, EngineScore]:
-    """{engine key: EngineScore} for one RGB uint8 image."""
+                *, name: str = "image", region: FaceRegion | None = None) -> dict[str, EngineScore]:
+    """{engine key: EngineScore} for one RGB uint8 image; with a ``region`` only its face is scored."""
     result = {}
     for engine in engines:
-        score = score_faces(engine.engine.detect(image, embed=True), references[engine.key])
+        if region is not None:
+            faces = [embed_region(image, region, engine.engine)[0].face]
+        else:
+            faces = engine.engine.detect(image, embed=True)
+        score = score_faces(faces, references[engine.key])
         if not score.face_found:
             log.warning("%s: no face found by %s (counted as a fail, excluded from the mean)", name, engine.model)
         elif score.face_px < SMALL_FACE_PX:
@@ -95,9 +101,9 @@ def score_image(image: np.ndarray, engines: Sequence[ScoringEngine], references:
     return result
 
 
-def build_references(engines: Sequence[ScoringEngine], images) -> dict[str, Reference]:
-    """{engine key: Reference} for (name, RGB uint8) reference images."""
+def build_references(engines: Sequence[ScoringEngine], images, regions=None) -> dict[str, Reference]:
+    """{engine key: Reference} for (name, RGB uint8) reference images (``regions``: name -> FaceRegion)."""
     from .reference import build_reference
 
     images = list(images)
-    return {e.key: build_reference(e.engine, images) for e in engines}
+    return {e.key: build_reference(e.engine, images, regions) for e in engines}

@@ -20,6 +20,12 @@ name                              file (relative to ``models_dir``)           Co
 (*) ``type="stable_diffusion"`` then ``CLIPTextEncode`` + ``FluxGuidance``; see :mod:`.clip_l`.
 (**) in the TAESD (taef1) layout, which every supported ComfyUI decodes fast; see :mod:`.vae`.
 
+The model-family files (:data:`FAMILY`) are written only when named in ``include``: a Kontext copy
+of the tiny Flux, a tiny Chroma and Chroma Radiance (:mod:`.chroma`; ComfyUI loads them once
+:mod:`.detection` lets it read their sizes), the tiny Flux in fp8 and scaled fp8 (:mod:`.fp8`) and
+as Q8_0 / Q4_0 GGUF (:mod:`.gguf_flux`, for ComfyUI-GGUF's ``UnetLoaderGGUF``; needs the ``gguf``
+package), and a tiny SD1.5 UNet (:mod:`.sd15`) that PuLID-Flux must refuse.
+
 Files already written from the same configuration are reused (see :mod:`.files`), so repeated
 test sessions cost a header read per file. A cold build takes a few seconds, mostly the
 full-size CLIP-L (~236 MB).
@@ -33,13 +39,16 @@ import shutil
 from pathlib import Path
 
 from .bisenet import save_random_bisenet
+from .chroma import TINY_CHROMA, TINY_CHROMA_RADIANCE, write_chroma
 from .clip_l import write_clip_l
 from .controlnet import UNION_PRO, UNION_PRO2, write_controlnet
 from .eva import write_eva
 from .flux import TINY_FLUX, write_flux
+from .fp8 import write_flux_fp8
 from .insightface_pack import RECOGNIZER_FILE, build_pack
 from .lora import write_lora
 from .pulid import write_pulid
+from .sd15 import write_sd15_unet
 from .vae import write_vae
 
 log = logging.getLogger(__name__)
@@ -55,14 +64,25 @@ FILES = {
     "eva": "clip/EVA02_CLIP_L_336_psz14_s6B.safetensors",
     "bisenet": "facexlib/parsing_bisenet.pth",
     "insightface": "insightface/models/antelopev2",
+    # the model families (written only when named in ``include``)
+    "flux_kontext": "diffusion_models/flux1-kontext-dev.safetensors",
+    "chroma": "diffusion_models/Chroma1-HD.safetensors",
+    "chroma_radiance": "diffusion_models/Chroma1-Radiance.safetensors",
+    "flux_fp8": "diffusion_models/flux1-dev-fp8-e4m3fn.safetensors",
+    "flux_scaled_fp8": "diffusion_models/flux1-dev_fp8_scaled.safetensors",
+    "flux_gguf_q8_0": "diffusion_models/flux1-dev-Q8_0.gguf",
+    "flux_gguf_q4_0": "diffusion_models/flux1-dev-Q4_0.gguf",
+    "sd15_unet": "diffusion_models/sd15_unet.safetensors",
 }
-GENERATED = tuple(FILES)
+FAMILY = ("flux_kontext", "chroma", "chroma_radiance", "flux_fp8", "flux_scaled_fp8", "flux_gguf_q8_0",
+          "flux_gguf_q4_0", "sd15_unet")
+GENERATED = tuple(name for name in FILES if name not in FAMILY)
 
 
 def build_tiny_models(models_dir, *, include=None, eva_source=None, seed: int = 0) -> dict[str, Path]:
     """Write the tiny models into ``models_dir``; return ``{name: path}`` for every file handled.
 
-    ``include``: names from :data:`FILES` (default: all). ``eva_source``: an EVA02-CLIP file to
+    ``include``: names from :data:`FILES` (default: all but the :data:`FAMILY` files). ``eva_source``: an EVA02-CLIP file to
     copy (e.g. the golden tiny ``eva.safetensors``) instead of generating a random tiny tower. Each
     model gets its own seed derived from ``seed`` so that no two files share tensors.
     """
@@ -87,11 +107,27 @@ def build_tiny_models(models_dir, *, include=None, eva_source=None, seed: int = 
         "eva": lambda p: copy_if_changed(Path(eva_source), p) if eva_source else write_eva(p, seed=seed + 7),
         "bisenet": lambda p: p if p.is_file() else save_random_bisenet(p, seed=seed + 8),
         "insightface": lambda p: p if (p / RECOGNIZER_FILE).is_file() else build_pack(p, seed=seed + 9),
+        # Kontext is FLUX.1-dev's architecture; the reference image makes the difference.
+        "flux_kontext": lambda p: write_flux(p, flux, seed=seed + 10),
+        "chroma": lambda p: write_chroma(p, TINY_CHROMA, seed=seed + 11),
+        "chroma_radiance": lambda p: write_chroma(p, TINY_CHROMA_RADIANCE, seed=seed + 12),
+        # fp8 and GGUF hold the tiny Flux's own tensors, so they compare with flux1-dev.safetensors.
+        "flux_fp8": lambda p: write_flux_fp8(p, "fp8_e4m3fn", flux, seed=seed),
+        "flux_scaled_fp8": lambda p: write_flux_fp8(p, "scaled_fp8", flux, seed=seed),
+        "flux_gguf_q8_0": lambda p: _gguf(p, "Q8_0", seed),
+        "flux_gguf_q4_0": lambda p: _gguf(p, "Q4_0", seed),
+        "sd15_unet": lambda p: write_sd15_unet(p, seed=seed + 13),
     }
     manifest = {}
     for name in names:
         manifest[name] = Path(writers[name](models_dir / FILES[name]))
     return manifest
+
+
+def _gguf(path: Path, qtype: str, seed: int) -> Path:
+    # Imported here: it needs the gguf package, and only these files do.
+    from .gguf_flux import write_flux_gguf
+    return write_flux_gguf(path, qtype, TINY_FLUX, seed=seed)
 
 
 def _sha256(path: Path) -> str:

@@ -25,8 +25,24 @@ LATENT_CHANNELS = 16
 PATCH = 2
 
 
+class BlockSizes:
+    """Sizes of Flux's stream blocks, from a configuration's ``hidden_size`` and ``mlp_ratio``."""
+
+    @property
+    def num_heads(self) -> int:
+        return self.hidden_size // ROPE_WIDTH
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.hidden_size * self.mlp_ratio)
+
+
 @dataclass(frozen=True)
-class TinyFluxConfig:
+class TinyFluxConfig(BlockSizes):
     hidden_size: int = 128
     depth: int = 19
     depth_single_blocks: int = 38
@@ -47,18 +63,6 @@ class TinyFluxConfig:
             raise ValueError(f"in_channels must be {LATENT_CHANNELS * PATCH * PATCH} (16 latent channels in "
                              f"2x2 patches); got {self.in_channels}")
 
-    @property
-    def num_heads(self) -> int:
-        return self.hidden_size // ROPE_WIDTH
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
-
-    @property
-    def mlp_hidden(self) -> int:
-        return int(self.hidden_size * self.mlp_ratio)
-
 
 TINY_FLUX = TinyFluxConfig()
 
@@ -68,10 +72,13 @@ def _embedder(t: SeededTensors, prefix: str, hidden: int, in_dim: int) -> None:
     t.linear(f"{prefix}.out_layer", hidden, hidden)
 
 
-def _double_block(t: SeededTensors, prefix: str, c: TinyFluxConfig) -> None:
+def double_block(t: SeededTensors, prefix: str, c, modulation: bool = True) -> None:
+    """A DoubleStreamBlock's weights; ``c`` gives hidden_size, head_dim, mlp_hidden, modulation_gain.
+    Chroma's blocks (``modulation=False``) take their shift/scale/gate from outside."""
     h = c.hidden_size
     for stream in ("img", "txt"):
-        t.linear(f"{prefix}.{stream}_mod.lin", 6 * h, h, gain=c.modulation_gain)
+        if modulation:
+            t.linear(f"{prefix}.{stream}_mod.lin", 6 * h, h, gain=c.modulation_gain)
         t.linear(f"{prefix}.{stream}_attn.qkv", 3 * h, h)
         t.norm(f"{prefix}.{stream}_attn.norm.query_norm", c.head_dim, bias=False, weight_name="scale")
         t.norm(f"{prefix}.{stream}_attn.norm.key_norm", c.head_dim, bias=False, weight_name="scale")
@@ -80,13 +87,15 @@ def _double_block(t: SeededTensors, prefix: str, c: TinyFluxConfig) -> None:
         t.linear(f"{prefix}.{stream}_mlp.2", h, c.mlp_hidden)
 
 
-def _single_block(t: SeededTensors, prefix: str, c: TinyFluxConfig) -> None:
+def single_block(t: SeededTensors, prefix: str, c, modulation: bool = True) -> None:
+    """A SingleStreamBlock's weights (see :func:`double_block`)."""
     h = c.hidden_size
     t.linear(f"{prefix}.linear1", 3 * h + c.mlp_hidden, h)
     t.linear(f"{prefix}.linear2", h, h + c.mlp_hidden)
     t.norm(f"{prefix}.norm.query_norm", c.head_dim, bias=False, weight_name="scale")
     t.norm(f"{prefix}.norm.key_norm", c.head_dim, bias=False, weight_name="scale")
-    t.linear(f"{prefix}.modulation.lin", 3 * h, h, gain=c.modulation_gain)
+    if modulation:
+        t.linear(f"{prefix}.modulation.lin", 3 * h, h, gain=c.modulation_gain)
 
 
 def flux_state_dict(config: TinyFluxConfig = TINY_FLUX, seed: int = 0,
@@ -101,9 +110,9 @@ def flux_state_dict(config: TinyFluxConfig = TINY_FLUX, seed: int = 0,
     if c.guidance_embed:
         _embedder(t, "guidance_in", h, TIMESTEP_FREQ_DIM)
     for i in range(c.depth):
-        _double_block(t, f"double_blocks.{i}", c)
+        double_block(t, f"double_blocks.{i}", c)
     for i in range(c.depth_single_blocks):
-        _single_block(t, f"single_blocks.{i}", c)
+        single_block(t, f"single_blocks.{i}", c)
     t.linear("final_layer.adaLN_modulation.1", 2 * h, h, gain=c.modulation_gain)
     t.linear("final_layer.linear", c.in_channels, h)
     return t.tensors

@@ -165,6 +165,17 @@ class FrontendPage:
         }""", [node_id, local_x, local_y])
         return x, y
 
+    def canvas_pixel(self, node_id: int, local_x: float, local_y: float) -> tuple[int, int, int]:
+        """RGB of the canvas at a node-local point (after a fresh draw)."""
+        return tuple(self.evaluate("""async ([id, x, y]) => {
+            const app = window.app, node = app.graph.getNodeById(id), ds = app.canvas.ds, el = app.canvas.canvas;
+            app.canvas.draw(true, true);
+            const ratio = el.width / el.getBoundingClientRect().width;
+            const px = Math.round((node.pos[0] + x + ds.offset[0]) * ds.scale * ratio);
+            const py = Math.round((node.pos[1] + y + ds.offset[1]) * ds.scale * ratio);
+            return Array.from(el.getContext('2d').getImageData(px, py, 1, 1).data.slice(0, 3));
+        }""", [node_id, local_x, local_y]))
+
     def click(self, x: float, y: float) -> None:
         """A real pointer click: LiteGraph needs the move before the press to know what is under it."""
         self.page.mouse.move(x, y)

@@ -144,18 +144,6 @@ def test_frontend_prompt_equals_the_api_twin(frontend, client, name):
 # ---------------------------------------------------------------------------------------- face picker
 
 
-def canvas_pixel(frontend, node_id, x, y):
-    """RGB of the canvas at a node-local point (after a fresh draw)."""
-    return tuple(frontend.evaluate("""async ([id, x, y]) => {
-        const app = window.app, node = app.graph.getNodeById(id), ds = app.canvas.ds, el = app.canvas.canvas;
-        app.canvas.draw(true, true);
-        const ratio = el.width / el.getBoundingClientRect().width;
-        const px = Math.round((node.pos[0] + x + ds.offset[0]) * ds.scale * ratio);
-        const py = Math.round((node.pos[1] + y + ds.offset[1]) * ds.scale * ratio);
-        return Array.from(el.getContext('2d').getImageData(px, py, 1, 1).data.slice(0, 3));
-    }""", [node_id, x, y]))
-
-
 def close_to(color, expected, tolerance=40):
     return all(abs(a - b) <= tolerance for a, b in zip(color, expected))
 
@@ -163,7 +151,7 @@ def close_to(color, expected, tolerance=40):
 def edge_is(frontend, node_id, x, y, expected):
     """A box edge drawn at a fractional canvas position is anti-aliased over two pixels: look at the
     pixels either side of it too."""
-    return any(close_to(canvas_pixel(frontend, node_id, x + dx, y), expected) for dx in (-1, 0, 1))
+    return any(close_to(frontend.canvas_pixel(node_id, x + dx, y), expected) for dx in (-1, 0, 1))
 
 
 def test_face_picker_shows_the_faces_and_a_click_sets_face_index(frontend, client):
@@ -178,7 +166,9 @@ def test_face_picker_shows_the_faces_and_a_click_sets_face_index(frontend, clien
     prompt["30"]["inputs"]["image"] = name
     prompt[str(ENCODE_ID)]["inputs"]["face_choice"] = "left_to_right"
     frontend.queue_prompt(with_preview_sink(prompt, str(ENCODE_ID), 1))
-    frontend.wait_for("(id) => window.app.graph.getNodeById(id).pulidFacePicker", ENCODE_ID, timeout_s=180)
+    # (before the run the picker shows the Load Image photo: wait for the run's own result)
+    frontend.wait_for("(id) => { const p = window.app.graph.getNodeById(id).pulidFacePicker; return p && !p.fromInput; }",
+                      ENCODE_ID, timeout_s=180)
 
     data = frontend.evaluate("(id) => window.app.graph.getNodeById(id).pulidFacePicker.data", ENCODE_ID)
     (image,) = data["images"]

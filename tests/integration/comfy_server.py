@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 PACK_NAME = "pulid_flux_studio"
+#: test-only node that lets ComfyUI's detection read the tiny models' sizes (see pulid_flux.tiny.detection)
+TINY_SIZES_NODE = ("pulid_studio_tiny_sizes", Path(__file__).resolve().parent / "custom_nodes" / "pulid_studio_tiny_sizes")
 
 
 def free_port() -> int:
@@ -26,14 +28,22 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    """A ComfyUI process with this pack linked into its custom_nodes and the given model folders."""
+    """A ComfyUI process with this pack linked into its custom_nodes and the given model folders.
+
+    ``extra_custom_nodes``: {folder name: path} of other node packs to link in beside ours (e.g.
+    ComfyUI-GGUF). With a ``models_dir`` (the tiny models) the tiny-sizes test node comes too.
+    """
 
     def __init__(self, comfyui_path: Path, base_dir: Path, models_dir: Path | None = None,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: tuple[str, ...] = (), extra_custom_nodes: dict | None = None):
         self.comfyui_path = Path(comfyui_path)
         self.base_dir = Path(base_dir)
         self.models_dir = models_dir
         self.extra_args = extra_args
+        self.custom_nodes = {PACK_NAME: PACK_ROOT}
+        if models_dir is not None:
+            self.custom_nodes[TINY_SIZES_NODE[0]] = TINY_SIZES_NODE[1]
+        self.custom_nodes.update({name: Path(path) for name, path in (extra_custom_nodes or {}).items()})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base_dir / "server.log"
@@ -42,9 +52,10 @@ class ComfyServer:
     def _prepare(self):
         custom_nodes = self.base_dir / "custom_nodes"
         custom_nodes.mkdir(parents=True, exist_ok=True)
-        link = custom_nodes / PACK_NAME
-        if not link.exists():
-            link.symlink_to(PACK_ROOT, target_is_directory=True)
+        for name, path in self.custom_nodes.items():
+            link = custom_nodes / name
+            if not link.exists():
+                link.symlink_to(path, target_is_directory=True)
         for sub in ("input", "output", "temp", "user", "models"):
             (self.base_dir / sub).mkdir(exist_ok=True)
         args = []
@@ -61,7 +72,7 @@ class ComfyServer:
         args = self._prepare()
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--base-directory", str(self.base_dir), "--database-url", "sqlite:///:memory:",
-               "--disable-api-nodes", "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_NAME,
+               "--disable-api-nodes", "--disable-all-custom-nodes", "--whitelist-custom-nodes", *self.custom_nodes,
                "--preview-method", "none", *args, *self.extra_args]
         # One thread: the tiny models' ops are so small that a 2-thread pool on a busy 2-core machine
         # makes them 20-40x slower.

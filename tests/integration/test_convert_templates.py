@@ -119,6 +119,17 @@ def server_object_info(template_server) -> dict:
 
 
 @pytest.fixture(scope="module")
+def server_system(template_server) -> dict:
+    return requests.get(template_server.url + "/system_stats", timeout=30).json()["system"]
+
+
+@pytest.fixture(scope="module")
+def server_frontend(server_system) -> str:
+    """The frontend this server pins: the conversion follows its rules (1.35 for ComfyUI 0.8.0)."""
+    return server_system["required_frontend_version"]
+
+
+@pytest.fixture(scope="module")
 def templates() -> dict[str, dict]:
     found = {}
     for path in sorted(_template_files()):
@@ -189,26 +200,38 @@ def _differences(ours: dict, theirs: dict) -> list[str]:
     return diffs
 
 
-def test_fixture_object_info_is_still_what_the_server_says(server_object_info):
-    """tests/data/object_info_min.json (used by the unit tests) must match the live server.
+#: ComfyUI version -> the unit tests' /object_info snapshot of it (the same classes in each; null
+#: where that version lacks one). tests/test_client_convert.py reads the same files.
+SNAPSHOTS = {"0.33.0": "object_info_min.json", "0.8.0": "object_info_min_0.8.0.json"}
+NEWEST = "0.33.0"
 
-    With PULID_STUDIO_REGENERATE_FIXTURES=1 the file is rewritten from the server instead (same
-    classes, the server's key order, which the conversion depends on).
+
+def test_fixture_object_info_is_still_what_the_server_says(server_system, server_object_info):
+    """The unit tests' /object_info snapshot of this server's ComfyUI version must match it.
+
+    With PULID_STUDIO_REGENERATE_FIXTURES=1 the snapshot is rewritten from the server instead (the
+    newest snapshot's classes, the server's key order, which the conversion depends on).
     """
-    path = DATA / "object_info_min.json"
-    fixture = json.loads(path.read_text())
+    version = server_system["comfyui_version"]
+    if version not in SNAPSHOTS:
+        pytest.skip(f"no /object_info snapshot of ComfyUI {version} in tests/data (have {sorted(SNAPSHOTS)})")
+    path = DATA / SNAPSHOTS[version]
+    names = list(json.loads((DATA / SNAPSHOTS[NEWEST]).read_text()))
     if os.environ.get("PULID_STUDIO_REGENERATE_FIXTURES") == "1":
-        path.write_text(json.dumps({name: server_object_info[name] for name in fixture}, indent=1), encoding="utf-8")
+        path.write_text(json.dumps({name: server_object_info.get(name) for name in names}, indent=1),
+                        encoding="utf-8")
         return
+    fixture = json.loads(path.read_text())
+    assert list(fixture) == names, f"{path.name} must hold the classes of {SNAPSHOTS[NEWEST]}"
     stale = [name for name, info in fixture.items() if server_object_info.get(name) != info]
-    assert not stale, (f"these classes changed in the server: {stale}; rerun with "
-                       "PULID_STUDIO_REGENERATE_FIXTURES=1 to regenerate tests/data/object_info_min.json")
+    assert not stale, (f"these classes changed in the ComfyUI {version} server: {stale}; rerun with "
+                       f"PULID_STUDIO_REGENERATE_FIXTURES=1 to regenerate tests/data/{path.name}")
 
 
-def test_widget_layouts_match_the_frontend(frontend_page, server_object_info):
+def test_widget_layouts_match_the_frontend(frontend_page, server_object_info, server_frontend):
     """For every node class: the widgets we derive from /object_info are the frontend's widgets."""
     created = frontend_page.evaluate(CREATE_NODES_JS)
-    specs = parse_object_info(server_object_info)
+    specs = parse_object_info(server_object_info, server_frontend)
     mismatches = {}
     for class_type, spec in specs.items():
         theirs = created.get(class_type)
@@ -223,7 +246,8 @@ def test_widget_layouts_match_the_frontend(frontend_page, server_object_info):
     assert not mismatches, json.dumps(mismatches, indent=1)[:4000]
 
 
-def test_templates_convert_like_the_frontend(templates, frontend_outputs, server_object_info, tmp_path_factory):
+def test_templates_convert_like_the_frontend(templates, frontend_outputs, server_object_info, server_frontend,
+                                            tmp_path_factory):
     compared = agreed = title_agreed = 0
     report = {"mismatches": {}, "frontend_errors": {}, "our_errors": {}}
     for name, frontend in sorted(frontend_outputs.items()):
@@ -232,7 +256,8 @@ def test_templates_convert_like_the_frontend(templates, frontend_outputs, server
             continue
         compared += 1
         try:
-            ours = json.loads(json.dumps(ui_to_api(templates[name], server_object_info, rng=ZeroRandom())))
+            ours = json.loads(json.dumps(ui_to_api(templates[name], server_object_info, rng=ZeroRandom(),
+                                                   frontend=server_frontend)))
         except Exception as exc:
             report["our_errors"][name] = f"{type(exc).__name__}: {exc}"
             continue
@@ -245,7 +270,7 @@ def test_templates_convert_like_the_frontend(templates, frontend_outputs, server
         if all(ours[k].get("_meta") == theirs[k].get("_meta") for k in ours):
             title_agreed += 1
     agreement = agreed / compared if compared else 0.0
-    report.update(templates_installed=len(templates), templates_compared=compared, agreed=agreed,
+    report.update(frontend=server_frontend, templates_installed=len(templates), templates_compared=compared, agreed=agreed,
                   agreement=round(agreement, 4), titles_agreed=title_agreed,
                   object_info_sha256=hashlib.sha256(json.dumps(server_object_info, sort_keys=True).encode()).hexdigest())
     path = _report_dir(tmp_path_factory) / "convert_templates_report.json"

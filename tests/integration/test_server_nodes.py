@@ -10,7 +10,7 @@ EXPECTED_NODES = {
     "PulidStudioLoadFaceEngine", "PulidStudioLoadFaceParser", "PulidStudioEncodeIdentity",
     "PulidStudioPoseFromBank", "PulidStudioRenderPose", "PulidStudioEditPose", "PulidStudioLoadPoseJSON",
     "PulidStudioPoseForPrompt", "PulidStudioApplyPoseControlNet",
-    "PulidStudioScoreIdentity",
+    "PulidStudioScoreIdentity", "PulidStudioLoadSweep",
     "PulidStudioDatasetFilter", "PulidStudioDatasetCrop", "PulidStudioDatasetCaption", "PulidStudioDatasetSave",
     "PulidStudioHeadPoseView", "PulidStudioGeometricCaption", "PulidStudioIdentityPoseFilter",
 }

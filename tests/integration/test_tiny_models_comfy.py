@@ -12,20 +12,10 @@ from safetensors.torch import load_file
 
 from pulid_flux.tiny import FILES
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("single_torch_thread")]
 
 LATENT = (1, 16, 8, 8)          # a 64x64 image
 HINT = (1, 64, 64, 3)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # On a busy 2-core machine torch's thread pool turns each small op into a multi-millisecond
-    # wait; these tiny forwards are ~20x faster single-threaded.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

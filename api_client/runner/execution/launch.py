@@ -9,10 +9,11 @@ skips the API nodes and runs on the CPU when the machine has no NVIDIA device.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...local_server import LocalComfyUI
@@ -47,9 +48,17 @@ class LaunchedComfyUI(LocalComfyUI):
         return cmd
 
 
-def model_paths_yaml(models_dirs: Sequence[Path]) -> str:
-    """An extra_model_paths.yaml mapping every sub-folder of each models dir to the same-named folder."""
+def model_paths_yaml(models_dirs: Sequence[Path], extra_paths: Mapping[str, Sequence[Path]] | None = None) -> str:
+    """An extra_model_paths.yaml mapping every sub-folder of each models dir to the same-named folder,
+    plus ``extra_paths`` ({model folder: [directories]}, e.g. ``{"loras": [checkpoint_dir]}``), which
+    are searched first (``is_default``) so their files win over same-named ones elsewhere."""
     lines = []
+    if extra_paths:
+        lines += ["pulid_studio_extra:", "  is_default: true"]
+        for folder, paths in extra_paths.items():
+            # One path per line in a double-quoted scalar: JSON quoting is valid YAML and keeps
+            # Windows backslashes and spaces intact.
+            lines.append(f"  {folder}: " + json.dumps("\n".join(str(Path(p).resolve()) for p in paths)))
     for i, models in enumerate(models_dirs):
         folders = sorted(p.name for p in Path(models).iterdir() if p.is_dir()) if Path(models).is_dir() else []
         if not folders:
@@ -61,8 +70,10 @@ def model_paths_yaml(models_dirs: Sequence[Path]) -> str:
 
 
 def launch(comfyui_path: str | Path, *, models_dirs: Sequence[Path], log_path: Path, single_thread: bool = False,
-           startup_timeout: float = 240.0, tiny: bool = False) -> LaunchedComfyUI:
-    """Start ComfyUI (see the module docstring); the caller stops it."""
+           startup_timeout: float = 240.0, tiny: bool = False,
+           extra_paths: Mapping[str, Sequence[Path]] | None = None) -> LaunchedComfyUI:
+    """Start ComfyUI (see the module docstring); the caller stops it. ``extra_paths`` adds model
+    directories in place ({"loras": [folder]}: no copy, no link)."""
     env = dict(os.environ)
     env.setdefault("DO_NOT_TRACK", "1")
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -78,7 +89,7 @@ def launch(comfyui_path: str | Path, *, models_dirs: Sequence[Path], log_path: P
     base = server.base_directory
     install_pack(base / "custom_nodes" / PACK_NAME)
     yaml_path = base / "extra_model_paths.yaml"
-    yaml_path.write_text(model_paths_yaml(models_dirs), encoding="utf-8")
+    yaml_path.write_text(model_paths_yaml(models_dirs, extra_paths), encoding="utf-8")
     server.extra_args += ["--extra-model-paths-config", str(yaml_path)]
     log.info("launching ComfyUI from %s on %s (%s)", comfyui_path, server.url, "CPU" if server.cpu else "GPU")
     return server.start()

@@ -7,7 +7,9 @@
 * Affinity: jobs come in blocks (one prompt's jobs). A server keeps taking jobs from the block it
   works on, so the prompt's text encoding (and the models) stay in its cache; a server whose
   block is used up starts the first untouched block, and when none is left it takes jobs from the
-  end of the block with the most jobs left.
+  end of the block with the most jobs left, and keeps taking from that block's end until it is
+  empty: a server never returns to a block it left, so what a block shares (a prompt's text
+  encoding, a checkpoint sweep's LoRA) is loaded at most once per server.
 * A server that stops answering is dropped: its jobs go back to the pool for the others (at most
   ``max_attempts`` times per job).
 * Ctrl-C: the prompts we queued are removed from the servers' queues, the running ones are
@@ -92,6 +94,7 @@ class JobPool:
         self._block_order = list(self._blocks)
         self._owner: dict[object, str | None] = {b: None for b in self._blocks}
         self._current: dict[str, object] = {}
+        self._stealing: dict[str, object] = {}     # server -> the block it takes from the end of
 
     def __len__(self) -> int:
         return sum(len(jobs) for jobs in self._blocks.values())
@@ -105,6 +108,9 @@ class JobPool:
         block = self._current.get(server)
         if block is not None and self._blocks.get(block) and self._owner.get(block) == server:
             return self._blocks[block].pop(0)
+        stolen = self._stealing.get(server)
+        if stolen is not None and self._blocks.get(stolen):
+            return self._blocks[stolen].pop()
         for block in self._block_order:
             if self._blocks[block] and self._owner[block] is None:
                 self._owner[block] = server
@@ -115,6 +121,7 @@ class JobPool:
             return None
         # Steal from the end of the fullest block so its owner carries on from the front.
         block = max(candidates, key=lambda b: (len(self._blocks[b]), -self._block_order.index(b)))
+        self._stealing[server] = block
         return self._blocks[block].pop()
 
     def put_back(self, job) -> None:
@@ -132,6 +139,7 @@ class JobPool:
             if owner == server:
                 self._owner[block] = None
         self._current.pop(server, None)
+        self._stealing.pop(server, None)
 
 
 @dataclass

@@ -25,7 +25,17 @@ class ServerOptions:
     launch: Path | None = None             # --launch COMFYUI_PATH: a local server for the run
     depth: int = 2                         # prompts kept queued per server
     quiet: bool = False                    # no progress lines
+    lora_dirs: tuple[Path, ...] = ()       # --lora-dir: LoRA folders a launched server also lists
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT   # --connect-timeout: seconds to wait for a connection
+
+
+def launch_model_paths(plan: RunPlan, options: ServerOptions) -> dict[str, list[Path]]:
+    """The plan's extra model folders plus ``--lora-dir``, for the launched server's yaml."""
+    paths = {folder: list(dirs) for folder, dirs in plan.model_paths.items()}
+    for folder in options.lora_dirs:
+        if folder not in paths.setdefault("loras", []):
+            paths["loras"].append(folder)
+    return {k: v for k, v in paths.items() if v}
 
 
 def check_server_options(options: ServerOptions) -> None:
@@ -47,7 +57,7 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
     check_server_options(options)
     with contextlib.ExitStack() as stack:
         if options.launch:
-            server = launch_local(plan, options.launch)
+            server = launch_local(plan, options.launch, launch_model_paths(plan, options))
             stack.callback(server.stop)
             urls.insert(0, server.url)
         backends, gone = [], []
@@ -77,16 +87,16 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
         return outcome.was_interrupted
 
 
-def launch_local(plan: RunPlan, comfyui_path: Path):
-    """Start the run's local ComfyUI (``--launch``) on the plan's models (the tiny ones with ``--tiny``),
-    logging to ``OUT/logs``; the caller stops it."""
+def launch_local(plan: RunPlan, comfyui_path: Path, extra_paths: dict | None = None):
+    """Start the run's local ComfyUI (``--launch``) on the plan's models (the tiny ones with ``--tiny``)
+    and ``extra_paths`` (see :func:`launch_model_paths`), logging to ``OUT/logs``; the caller stops it."""
     from .launch import launch, prepare_tiny_models
 
     models_dirs = [prepare_tiny_models(plan.tiny_models)] if plan.tiny else [Path(comfyui_path) / "models"]
     logs = plan.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     return launch(comfyui_path, models_dirs=models_dirs, single_thread=plan.tiny, tiny=plan.tiny,
-                  log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log")
+                  log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log", extra_paths=extra_paths or None)
 
 
 def prepare_servers(backends: list, plan: RunPlan, todo: Sequence[Job]) -> list:

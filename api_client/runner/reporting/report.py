@@ -53,15 +53,16 @@ def report_is_current(out_dir: Path, fingerprint: str) -> bool:
 
 
 def score(out_dir: Path, *, reference: Sequence[Path], engines: Sequence[str], models_dir: Path | None,
-          configs: Sequence[str]):
-    """Run ``score_gallery`` on ``OUT/gallery`` (results in ``OUT``)."""
+          configs: Sequence[str], regions=None):
+    """Run ``score_gallery`` on ``OUT/gallery`` (results in ``OUT``); ``regions``: reference path -> FaceRegion
+    (otherwise the references' .face.json sidecars are read)."""
     from pulid_flux.scoring import EngineOptions, score_gallery
 
     options = EngineOptions(models_dir=models_dir, device="cpu") if models_dir else EngineOptions()
     gallery = Path(out_dir) / GALLERY
     manifest = gallery / GALLERY_MANIFEST
     return score_gallery(gallery, [str(p) for p in reference], out_dir, engines=tuple(engines), options=options,
-                         manifest=manifest if manifest.is_file() else None, configs=list(configs))
+                         manifest=manifest if manifest.is_file() else None, configs=list(configs), regions=regions)
 
 
 def write_report(out_dir: Path, *, result, spec_name: str, spec_path: str, tiny: bool, reference: Sequence[Path],

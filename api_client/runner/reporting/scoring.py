@@ -47,8 +47,14 @@ def make_report(out: Path, *, info: RunInfo, engines: list[str], models_dir: Pat
         return out / REPORT
     configs = [c for c in info.configs if (out / GALLERY / c).is_dir()]
     log.info("scoring %d image(s) in %d config(s) with %s", len(records), len(configs), ", ".join(engines))
+    regions = {}
+    if info.reference_region and [str(p) for p in reference[:1]] == list(info.reference[:1]):
+        from pulid_flux.face.region import region_from_dict   # the run's own reference photo: its region
+
+        regions[str(reference[0])] = region_from_dict(dict(info.reference_region), "run.json reference_region")
     try:
-        result = score(out, reference=reference, engines=engines, models_dir=models_dir, configs=configs)
+        result = score(out, reference=reference, engines=engines, models_dir=models_dir, configs=configs,
+                       regions=regions)
     except ImportError:
         raise
     except Exception as exc:  # engines and images raise their own error types; the run itself is intact

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from pathlib import Path
 from ..errors import RunnerError
 from ..files import write_atomic
 from ..plan import REFERENCE_DIR, Reference, RunPlan
+
+log = logging.getLogger("api_client.runner")
 
 TINY_REFERENCE_CELL = (9, 8)
 
@@ -45,11 +48,18 @@ class PlanSource:
     add_arguments: Callable[[argparse.ArgumentParser], None]     # the source's own arguments
     build: Callable[[argparse.Namespace, RunRequest], RunPlan]
     report: bool = False        # score the gallery and write OUT/report.md after the run
+    #: which report writer: "gallery" (identity per config, ``reporting.make_report``) or the name of
+    #: a source's own (``commands.REPORT_WRITERS``); the source then adds its scoring options itself
+    report_kind: str = "gallery"
+    several_references: bool = False    # --reference IMG [IMG ...] (the ablation's takes one per flag)
 
 
-def resolve_reference(request: RunRequest, default: Sequence[Path] = ()) -> Reference:
+def resolve_reference(request: RunRequest, default: Sequence[Path] = (), region=None) -> Reference:
     """The reference photo(s): ``--reference``, else the source's ``default``, else (``--tiny``) a
-    synthetic face the tiny detector sees, painted once into ``OUT/reference``; else none."""
+    synthetic face the tiny detector sees, painted once into ``OUT/reference``; else none.
+
+    The first photo's face region is ``region`` (a FaceRegion the source gives for its ``default``
+    photo) or the ``.face.json`` sidecar beside it (docs/face_region.md)."""
     files = list(request.references) or list(default)
     if not files and request.tiny:
         path = request.out / REFERENCE_DIR / "tiny_reference.png"
@@ -65,8 +75,40 @@ def resolve_reference(request: RunRequest, default: Sequence[Path] = ()) -> Refe
         if not Path(path).is_file():
             raise RunnerError(f"reference image {path} not found")
     data = Path(files[0]).read_bytes()
+    if request.references and region is not None:
+        log.warning("the spec's reference_region is for its own reference photo; with --reference it is not used "
+                    "(put a %s beside your photo instead)", Path(files[0]).stem + ".face.json")
+        region = None
+    region = face_region(Path(files[0]), region)
     return Reference(files=tuple(Path(p).resolve() for p in files), data=data,
-                     upload_name=upload_name(data, Path(files[0]).suffix or ".png"))
+                     upload_name=upload_name(data, Path(files[0]).suffix or ".png"),
+                     region=region.to_dict() if region is not None else None,
+                     region_value=format_face_region(region) if region is not None else None)
+
+
+def face_region(photo: Path, region=None):
+    """``region`` (else ``photo``'s sidecar) tied to the photo by its content hash: Encode identity drops
+    a region whose hash is not its image's. None when there is none; RunnerError when it is unusable."""
+    from pulid_flux.errors import PulidError
+    from pulid_flux.face.region import FaceRegion, read_sidecar
+    from pulid_flux.images import content_hash, load_rgb
+
+    try:
+        region = region or read_sidecar(photo)
+        if region is None:
+            return None
+        image = load_rgb(photo)               # decoded as ComfyUI's Load Image does: the same hash there
+        region.check_image(image.shape[1], image.shape[0])
+    except PulidError as exc:                 # a bad sidecar or a box off the photo: said before any job runs
+        raise RunnerError(str(exc)) from None
+    log.info("reference face region %s from %s", list(region.box), region.source)
+    return FaceRegion(region.box, region.mask, content_hash(image), region.source)
+
+
+def format_face_region(region) -> str:
+    from pulid_flux.face.region import format_region_list
+
+    return format_region_list([region])
 
 
 def tiny_reference_png() -> bytes:

@@ -5,7 +5,7 @@ Jobs are the run engine's :class:`~..plan.Job` (ids hashed from the final graph,
 its finished jobs in the manifest and any change to a view, seed, workflow or override makes new
 ones). Each view is one block (its jobs share a prompt, so one server encodes its text once).
 
-* Candidate jobs run the shipped ``05_synthesis`` workflow (PuLID + pose ControlNet, no LoRA): the
+* Candidate jobs run the shipped ``07_synthesis`` workflow (PuLID + pose ControlNet, no LoRA): the
   view's prompt (with the class phrase: PuLID supplies the identity), the seed, the uploaded portrait
   and the view's head pose and framing on the ``Head pose`` node, drawn at the latent's size. The
   image lands at ``candidates/<view>/<view>_s<seed>.png``.
@@ -30,7 +30,7 @@ from . import RunRequest, resolve_reference
 from .ablation.spec import has_node
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[3] / "workflows"
-SYNTHESIS_WORKFLOW = WORKFLOWS_DIR / "05_synthesis_api.json"
+SYNTHESIS_WORKFLOW = WORKFLOWS_DIR / "07_synthesis_api.json"
 BASE_WORKFLOW = WORKFLOWS_DIR / "01_base_api.json"
 #: where per-job values go in the workflows (node title, input)
 PROMPT, SEED, REFERENCE, SAVE = ("Positive prompt", "text"), ("Seed", "noise_seed"), ("Reference image", "image"), \

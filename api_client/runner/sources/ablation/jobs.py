@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ....loras import apply_lora_chain
 from ....overrides import Override, apply_overrides, resolve_node, set_input
 from ...plan import GALLERY, Job, Prompt, job_id_for
 from .spec import Config, Param, Spec, SpecError, has_node
@@ -43,6 +44,7 @@ class Selection:
     overrides: tuple[Override, ...] = ()    # applied to every config, after everything else
     tiny: bool = False
     reference_image: str | None = None      # LoadImage value of the uploaded reference
+    face_region: str | None = None          # Encode identity's face_region value for that reference
 
 
 def format_value(value: Any) -> str:
@@ -211,16 +213,21 @@ def expand_jobs(spec: Spec, selection: Selection = Selection()) -> list[Job]:
                     continue
                 seen_variants.append(variant)
                 for seed in seeds:
-                    jobs.append(_make_job(spec, config, prompt, seed, variant, pose, full_body, rule, selection,
+                    jobs.append(make_job(spec, config, prompt, seed, variant, pose, full_body, rule, selection,
                                           rank[config.name]))
     jobs = [_with_order(job, i) for i, job in enumerate(jobs)]
     _check_unique(spec, jobs)
     return jobs
 
 
-def _make_job(spec: Spec, config: Config, prompt: Prompt, seed: int, variant, pose: str, full_body: bool, rule: str,
+def make_job(spec: Spec, config: Config, prompt: Prompt, seed: int, variant, pose: str, full_body: bool, rule: str,
               selection: Selection, config_rank: int) -> Job:
+    """One job of ``config``: its overrides, LoRA stack and sweep values applied, the prompt, seed,
+    pose and reference set, the tiny profile and --set overrides last, then its id and file (the
+    checkpoint sweep builds its jobs with it too)."""
     graph = apply_overrides(config.graph, config.overrides)
+    if config.loras:
+        graph = apply_lora_chain(graph, spec.inputs["lora"].node, config.loras)
     if variant:
         graph = apply_overrides(graph, [Override(param.target.node, param.target.input, value, None)
                                         for param, value in variant])
@@ -233,6 +240,8 @@ def _make_job(spec: Spec, config: Config, prompt: Prompt, seed: int, variant, po
         set_input(graph, inputs["pose"].node, inputs["pose"].input, pose, in_place=True)
     if selection.reference_image is not None and has_node(graph, inputs["reference"].node):
         set_input(graph, inputs["reference"].node, inputs["reference"].input, selection.reference_image, in_place=True)
+    if selection.face_region is not None and has_node(graph, inputs["face_region"].node):
+        set_input(graph, inputs["face_region"].node, inputs["face_region"].input, selection.face_region, in_place=True)
     if selection.tiny:
         from ....tiny_profile import adapt_for_tiny
 

@@ -8,6 +8,7 @@ aliases), non-empty lists, distinct values. What needs the workflows or the pose
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, ClassVar
 
@@ -29,7 +30,7 @@ from ..documents import (
 )
 
 SPEC_VERSION = 1
-ROLES = ("prompt", "seed", "reference", "pose", "save")
+ROLES = ("prompt", "seed", "reference", "face_region", "pose", "save", "lora")
 RULE_ACTIONS = ("skip", "bypass", "run")
 SWEEP_MODES = ("cartesian", "zip")
 # A tag token must not look like a parameter token (``s42``, ``w0.5``, ``42``) or the gallery
@@ -92,6 +93,12 @@ def _not_private(name: str) -> str:
     return fail("expected a folder-safe name not starting with '_'", name) if name.startswith("_") else name
 
 
+def _strength(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        fail("expected a number", value)
+    return float(value)
+
+
 def _version(value: Any) -> int:
     return value if value == SPEC_VERSION and not isinstance(value, bool) else fail(f"expected {SPEC_VERSION}", value)
 
@@ -137,6 +144,12 @@ class RuleEntry(Entry):
                   "a mapping {node: {output slot: input passed through}}") | None = None
 
 
+class LoraItem(Entry):
+    expected: ClassVar[str] = "a mapping {name: <LoRA file>, strength: <number>}"
+    name: Annotated[Text, Field(description="the LoRA file as the server lists it")]
+    strength: Annotated[float, BeforeValidator(_strength)] = 1.0
+
+
 class ConfigEntry(Entry):
     expected: ClassVar[str] = "a mapping with name and workflow"
     name: Annotated[ConfigName, Field(description="a folder-safe config name")]
@@ -146,6 +159,7 @@ class ConfigEntry(Entry):
                        mapping=dict[InputRefText, Scalar], list=list[Text]) | None = None
     rule: RuleEntry | None = None
     sweeps: items(SweepEntry, "a list of sweeps {name, mode, params}", non_empty=False, none_as_empty=True) = []
+    loras: items(LoraItem, "a non-empty list of {name, strength}") | None = None
 
 
 class PromptEntry(Entry):
@@ -160,8 +174,10 @@ class InputsEntry(Entry):
     prompt: InputRefText = "Positive prompt.text"
     seed: InputRefText = "Seed.noise_seed"
     reference: InputRefText = "Reference image.image"
+    face_region: InputRefText = "Encode identity.face_region"
     pose: InputRefText = "Pose.name"
     save: InputRefText = "Save.filename_prefix"
+    lora: InputRefText = "LoRA.lora_name"
 
 
 class SpecDocument(Entry):
@@ -171,6 +187,9 @@ class SpecDocument(Entry):
     description: str | None = None
     workflows_dir: Text = "."
     reference: either("an image path or a list of paths", text=Text, list=list[Text]) | None = None
+    # Checked by pulid_flux.face.region while the typed spec is built (one definition of the format).
+    reference_region: either("a face region {box: [x, y, width, height], mask: <png>} or a .face.json file name",
+                             text=Text, mapping=dict[str, Any]) | None = None
     inputs: Annotated[InputsEntry, BeforeValidator(lambda v: {} if v is None else v)] = InputsEntry()
     seeds: items(Seed, "a list of integer seeds, e.g. [42]", AfterValidator(distinct("seeds")))
     full_body: items(Text, "a list of strings", non_empty=False) = ["full_body", "full_body_arm_up"]

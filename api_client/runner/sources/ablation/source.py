@@ -41,11 +41,11 @@ def build_plan(args: argparse.Namespace, request: RunRequest) -> RunPlan:
         overrides = tuple(parse_override(text) for text in args.overrides)
     except OverrideError as exc:
         raise RunnerError(f"--set: {exc}") from None
-    reference = resolve_reference(request, spec.reference)
+    reference = resolve_reference(request, spec.reference, spec.reference_region)
     configs = tuple(c.strip() for c in args.configs.split(",") if c.strip()) if args.configs else None
     selection = Selection(max_prompts=args.max_prompts, seeds=parse_csv_ints(args.seeds, "--seeds"), configs=configs,
                           sweeps=tuple(args.sweep), no_sweeps=args.no_sweeps, overrides=overrides, tiny=request.tiny,
-                          reference_image=reference.image_value)
+                          reference_image=reference.image_value, face_region=reference.region_value)
     try:
         jobs = expand_jobs(spec, selection)
         all_jobs = expand_jobs(spec, replace(selection, max_prompts=None))
@@ -59,7 +59,7 @@ def build_plan(args: argparse.Namespace, request: RunRequest) -> RunPlan:
     info = RunInfo(
         source="ablation", spec=str(Path(args.spec).resolve()), spec_name=spec.name, tiny=request.tiny,
         tiny_models=str(request.tiny_models) if request.tiny and request.tiny_models else None,
-        reference=tuple(str(p) for p in reference.files),
+        reference=tuple(str(p) for p in reference.files), reference_region=reference.region,
         launch=str(request.launch.resolve()) if request.launch else None,
         selection={"max_prompts": args.max_prompts, "seeds": selection.seeds, "configs": configs,
                    "sweeps": list(args.sweep), "no_sweeps": args.no_sweeps, "overrides": list(args.overrides)},

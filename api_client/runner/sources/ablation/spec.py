@@ -6,18 +6,24 @@ Schema (version 1; paths are relative to the spec file)::
     name: pulid_flux_ablation
     workflows_dir: .                 # where the configs' workflow files are
     reference: photos/me.jpg         # optional; --reference overrides it (PuLID input + scoring)
+    reference_region: {box: [412, 160, 230, 290]}   # optional: where the face of that photo is
     inputs:                          # where per-job values go: "<node title or id>.<input>"
       prompt: Positive prompt.text   # required in every config
       seed: Seed.noise_seed          # required in every config
       reference: Reference image.image   # set in the configs that have this node
+      face_region: Encode identity.face_region   # the reference's face region, where one is given
       pose: Pose.name                # the prompt's pose-bank entry, in configs that have this node
       save: Save.filename_prefix     # the node whose images are the job's output
+      lora: LoRA.lora_name           # the LoRA loader that a config's loras: stack starts at
     seeds: [42]
     full_body: [full_body, full_body_arm_up]   # pose-bank entries that count as full-body
     configs:
       - name: 04_full
         workflow: 04_full_api.json   # API format (the *_api.json twins)
         overrides: {"Scheduler.steps": 25}        # or a list of "Node.input=value" strings
+        loras:                       # optional LoRA stack: the first on the inputs.lora node, the others
+          - {name: id.safetensors, strength: 1.0}      # chained after it as copies titled "LoRA 2", ...
+          - {name: style.safetensors, strength: 0.5}
         rule:                        # per-prompt rule (optional)
           only_for: [full_body, full_body_arm_up]  # compositions this config runs as shipped
           otherwise: bypass          # skip | bypass | run
@@ -34,6 +40,12 @@ Schema (version 1; paths are relative to the spec file)::
         text: photo of ohwx man, full body, ...
         composition: full body       # optional shot word or pose-bank name; else read from the text
 
+``reference_region`` says which face of the spec's (first) reference photo is the person, and rescues
+one the detector misses: ``{box: [x, y, width, height], mask: <png beside the spec>}`` in the photo's
+pixels after EXIF orientation, or the name of a ``.face.json`` file (docs/face_region.md). It goes to
+Encode identity's ``face_region`` input and to the scoring reference. Without it (and always with
+``--reference``), a ``<photo stem>.face.json`` sidecar beside the photo does the same.
+
 Every problem is reported as ``<file>: <key path>: <what was expected>``. The document's shape is
 checked by pydantic models (:mod:`.schema`); this module adds what needs the workflows and the
 pose bank, and builds the typed :class:`Spec`.
@@ -49,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from ....errors import ComfyClientError, OverrideError, WorkflowFormatError
+from ....loras import LORA_CLASSES, LoraEntry
 from ....overrides import Override, get_input, parse_override, resolve_node
 from ...plan import Prompt
 from ..documents import DocumentError, validate
@@ -121,6 +134,7 @@ class Config:
     rule: Rule | None = None
     sweeps: tuple[Sweep, ...] = ()
     index: int = 0
+    loras: tuple[LoraEntry, ...] = ()                # a LoRA stack from the inputs.lora node on
 
 
 @dataclass
@@ -134,6 +148,7 @@ class Spec:
     full_body: tuple[str, ...]
     reference: list[Path]
     description: str = ""
+    reference_region: Any = None         # pulid_flux.face.region.FaceRegion of reference[0], or None
 
     def config(self, name: str) -> Config:
         for config in self.configs:
@@ -185,7 +200,25 @@ def parse_spec(data: Any, path: str | Path) -> Spec:
                 configs=_configs(check, document.configs, base / document.workflows_dir, inputs),
                 prompts=_prompts(check, document.prompts), seeds=list(document.seeds), inputs=inputs,
                 full_body=tuple(document.full_body), reference=[base / r for r in references],
-                description=document.description or "")
+                description=document.description or "",
+                reference_region=_reference_region(check, document.reference_region, base, references))
+
+
+def _reference_region(check: _Checker, value: Any, base: Path, references: list):
+    """The spec's ``reference_region`` as a FaceRegion (the format is the face pipeline's)."""
+    if value is None:
+        return None
+    from pulid_flux.errors import FaceRegionError
+    from pulid_flux.face.region import read_region_file, region_from_dict
+
+    if not references:
+        raise check.error("reference_region", "needs 'reference': the region is drawn on the spec's reference photo")
+    try:
+        if isinstance(value, str):
+            return read_region_file(base / value)
+        return region_from_dict(value, "reference_region", mask_dir=base)
+    except FaceRegionError as exc:
+        raise check.error("reference_region", str(exc)) from None
 
 
 class _Checker:
@@ -247,8 +280,21 @@ def _configs(check: _Checker, entries: list[ConfigEntry], workflows_dir: Path,
         configs.append(Config(name=entry.name, workflow=workflow, graph=graph,
                               overrides=tuple(_overrides(check, entry.overrides, graph, f"{key}.overrides")),
                               rule=_rule(check, entry.rule, graph, f"{key}.rule"),
-                              sweeps=tuple(_sweeps(check, entry.sweeps, graph, f"{key}.sweeps")), index=i))
+                              sweeps=tuple(_sweeps(check, entry.sweeps, graph, f"{key}.sweeps")), index=i,
+                              loras=_loras(check, entry.loras, graph, inputs["lora"], f"{key}.loras")))
     return configs
+
+
+def _loras(check: _Checker, entries, graph: Mapping, ref: InputRef, key: str) -> tuple[LoraEntry, ...]:
+    if not entries:
+        return ()
+    if not has_node(graph, ref.node):
+        raise check.error(key, f"the workflow has no LoRA node {ref.node!r} (inputs.lora) for the stack to start at")
+    class_type = graph[resolve_node(graph, ref.node)].get("class_type")
+    if class_type not in LORA_CLASSES:
+        raise check.error(key, f"inputs.lora names {ref.node!r}, a {class_type}; expected a LoRA loader "
+                               f"({', '.join(LORA_CLASSES)})")
+    return tuple(LoraEntry(e.name, e.strength) for e in entries)
 
 
 def _load_workflow(check: _Checker, path: Path, key: str) -> dict:
