@@ -105,7 +105,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 #: Commands implemented in ``pulid_flux`` (numpy/OpenCV/dlib): their modules are imported only when
 #: the command itself runs, so ``convert``/``run``/``ablate`` stay light on client-only machines.
 LIBRARY_COMMANDS = {
-    "dataset": ("pulid_flux.dataset.cli", "prepare identity-LoRA datasets (dataset prepare IN OUT --trigger ...)"),
+    "dataset": ("pulid_flux.dataset.cli", "identity-LoRA datasets: prepare IN OUT, synthesize PORTRAIT, canonicalize PHOTO"),
     "score": ("pulid_flux.scoring.cli", "score identity similarity of images against reference photos"),
 }
 
@@ -120,6 +120,14 @@ def _register_library_placeholders(subparsers: argparse._SubParsersAction) -> No
 PROGRESS_UNITS = {"dataset": "photo", "score": "image"}
 
 
+def _library_extensions(name: str) -> dict:
+    """Sub-commands the client adds to a library command (they drive ComfyUI servers)."""
+    if name == "dataset":
+        from .runner.dataset_commands import register
+        return {"extra_commands": [register]}
+    return {}
+
+
 def _run_library_command(name: str, rest: Sequence[str]) -> int:
     import importlib
 
@@ -127,7 +135,7 @@ def _run_library_command(name: str, rest: Sequence[str]) -> int:
 
     module = importlib.import_module(LIBRARY_COMMANDS[name][0])
     parser = CliArgumentParser(prog="pulid-studio")
-    module.add_parser(parser.add_subparsers(dest="command", required=True))
+    module.add_parser(parser.add_subparsers(dest="command", required=True), **_library_extensions(name))
     args = parser.parse_args([name, *rest])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with open_display(quiet=getattr(args, "quiet", False)) as display:

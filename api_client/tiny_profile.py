@@ -20,7 +20,7 @@ TINY_FILE_NAMES = {
 TINY_STEPS = 2
 TINY_SIZE_DIVISOR = 2
 #: node classes whose width/height set the generation size (kept in step so poses fit the latent)
-SIZE_NODES = ("EmptySD3LatentImage", "EmptyLatentImage", "PulidStudioPoseFromBank")
+SIZE_NODES = ("EmptySD3LatentImage", "EmptyLatentImage", "PulidStudioPoseFromBank", "PulidStudioHeadPoseView")
 
 
 def adapt_for_tiny(prompt: Mapping[str, Any], *, steps: int = TINY_STEPS,

@@ -5,7 +5,7 @@ import os
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from ..pulid_flux.tiny.comfyui_detection import TINY_FLUX_ENV, allow_narrow_flux
-from . import dataset, face, identity, pose, pulid, scoring, sweep
+from . import dataset, face, identity, pose, pulid, scoring, sweep, synthesis
 from .paths import register_model_folders
 
 register_model_folders()
@@ -13,7 +13,7 @@ register_model_folders()
 if os.environ.get(TINY_FLUX_ENV) == "1":
     allow_narrow_flux()
 
-NODE_MODULES = [pulid, face, identity, pose, scoring, dataset, sweep]
+NODE_MODULES = [pulid, face, identity, pose, scoring, dataset, sweep, synthesis]
 
 
 class PulidStudioExtension(ComfyExtension):

@@ -191,7 +191,11 @@ def test_accepted_images_are_cropped_resized_and_captioned(run):
         assert x0 <= fx0 and fx1 <= x1 and y0 <= fy0 and fy1 <= y1, "the subject's face is cut"
         caption = caption_path.read_text().strip()
         assert caption == item["caption"] and caption.startswith(TRIGGER + ", ")
-        assert caption.split(", ")[1] == item["shot"] and item["shot"] in SHOT_TYPES
+        # trigger, position in the frame, [other people,] head angle, framing
+        parts = caption.split(", ")
+        assert parts[1] == {"left": "on the left", "center": "in the center", "right": "on the right"}[
+            item["scene"]["position"]]
+        assert parts[-1] == item["shot"] and item["shot"] in SHOT_TYPES and item["caption_source"] == "geometric"
     shots = {i["file"]: i["shot"] for i in accepted}
     assert shots.get("obama_03.jpg") == "full body" and shots.get("obama_01.jpg") == "medium shot"
 

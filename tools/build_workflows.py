@@ -175,6 +175,26 @@ def chroma_graph() -> dict[int, Node]:
     return g
 
 
+SYNTHESIS_PROMPT = ("photo of a man, portrait, facing the camera, neutral expression, soft diffused daylight, "
+                    "plain light grey background, sharp focus")
+
+
+def synthesis_graph(prefix: str) -> dict[int, Node]:
+    """PuLID for the identity and the pose ControlNet for the view, no LoRA (the set trains one): the
+    workflow ``pulid-studio dataset synthesize`` / ``canonicalize`` drive through a view plan."""
+    g = with_pose(with_pulid(base_graph(), ""), prefix)
+    g[36].links["model"] = (1, 0)
+    # Without a LoRA, PuLID carries the identity alone: full weight over the whole schedule.
+    g[36].widgets.update({"weight": 1.0, "start_at": 0.0, "end_at": 1.0})
+    g[41] = Node(41, "PulidStudioHeadPoseView", "Head pose", {"framing": "portrait", "yaw": 0.0, "pitch": 0.0,
+                                                            "roll": 0.0, "width": WIDTH, "height": HEIGHT,
+                                                            "body_turn": 0.5}, pos=(840, 1240))
+    # -1: the ControlNet family's own pose defaults (Union-Pro 2.0: 0.9 / 0.65, v1: 0.85 / 0.8).
+    g[43].widgets.update({"strength": -1.0, "end_percent": -1.0})
+    g[4].widgets["text"] = SYNTHESIS_PROMPT
+    return g
+
+
 WORKFLOWS = {
     "01_base": lambda: base_graph(),
     "02_lora": lambda: with_lora(base_graph(), "pulid_studio/02_lora"),
@@ -182,6 +202,7 @@ WORKFLOWS = {
     "04_full": lambda: with_pose(with_pulid(with_lora(base_graph(), ""), ""), "pulid_studio/04_full"),
     "05_kontext_pulid": kontext_graph,
     "06_chroma_pulid": chroma_graph,
+    "07_synthesis": lambda: synthesis_graph("pulid_studio/07_synthesis"),
 }
 
 
@@ -225,7 +246,7 @@ COLUMN_WIDTH, NODE_WIDTH, GAP = 460, 400, 50
 # Nodes that show an image under their widgets once they have run (or a file is picked); Encode
 # identity adds its face-region toolbar and crop previews.
 PREVIEW_HEIGHT = {"LoadImage": 330, "PulidStudioEncodeIdentity": 440, "PulidStudioPoseFromBank": 300,
-                  "PulidStudioApplyPoseControlNet": 300}
+                  "PulidStudioHeadPoseView": 300, "PulidStudioApplyPoseControlNet": 300}
 
 
 def _node_height(n: Node, info: dict) -> int:
@@ -302,10 +323,15 @@ def to_ui(g: dict[int, Node], object_info: dict) -> dict:
             "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [0, 0]}}, "version": 0.4}
 
 
-def write_all(object_info: dict, out_dir: Path = OUT) -> list[Path]:
+def write_all(object_info: dict, out_dir: Path = OUT, only=None) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    unknown = set(only or ()) - set(WORKFLOWS)
+    if unknown:
+        raise KeyError(f"no workflow named {sorted(unknown)}; known: {', '.join(WORKFLOWS)}")
     for name, build in WORKFLOWS.items():
+        if only and name not in only:
+            continue
         g = build()
         check_widgets(g, object_info)
         ui = to_ui(g, object_info)
@@ -326,6 +352,7 @@ def main(argv=None):
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--server", help="a running ComfyUI with this pack")
     group.add_argument("--comfyui", help="a ComfyUI checkout to start on a free port")
+    parser.add_argument("--only", action="append", metavar="NAME", help="write only this workflow (repeatable)")
     a = parser.parse_args(argv)
     if a.server:
         info = fetch_object_info(a.server)
@@ -337,7 +364,7 @@ def main(argv=None):
             info = server.get_json("/object_info")
         finally:
             server.stop()
-    for path in write_all(info):
+    for path in write_all(info, only=a.only):
         print(path.relative_to(ROOT))
 
 

@@ -29,13 +29,14 @@ LAYERS: dict[str, list[dict[str, tuple[str, ...]]]] = {
         {"engine": ("pulid_flux.engine",)},                 # PuLID itself
         {"pose": ("pulid_flux.pose",), "dataset": ("pulid_flux.dataset",),     # the features
          "scoring": ("pulid_flux.scoring",), "tiny": ("pulid_flux.tiny",)},
-        {"sweep": ("pulid_flux.sweep",)},                   # checkpoint sweeps: built on scoring
+        # checkpoint sweeps (built on scoring); one portrait -> a training set (built on dataset and face)
+        {"sweep": ("pulid_flux.sweep",), "synthesis": ("pulid_flux.synthesis",)},
     ],
     "api_client.runner": [
         {"plan": ("api_client.runner.plan", "api_client.runner.files", "api_client.runner.errors")},   # the typed plan
         {"sources": ("api_client.runner.sources",), "execution": ("api_client.runner.execution",),
          "reporting": ("api_client.runner.reporting",)},
-        {"cli": ("api_client.runner.commands", "api_client.runner.__main__")},
+        {"cli": ("api_client.runner.commands", "api_client.runner.dataset_commands", "api_client.runner.__main__")},
     ],
 }
 

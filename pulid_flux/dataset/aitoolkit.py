@@ -49,12 +49,33 @@ def config_name(trigger: str) -> str:
     return f"{slug or 'identity'}_flux_lora"
 
 
+def dataset_entry(folder, resolution, *, is_reg: bool = False) -> dict:
+    entry = {
+        "folder_path": str(Path(folder).resolve()),
+        "caption_ext": "txt",
+        "caption_dropout_rate": 0.05,
+        "shuffle_tokens": False,
+        "cache_latents_to_disk": True,
+        "resolution": list(resolution),
+    }
+    if is_reg:
+        # Regularization ("grounding") images: other people from the base model, captioned without the
+        # trigger; ai-toolkit does not prepend the trigger to is_reg captions.
+        entry["is_reg"] = True
+    return entry
+
+
 def build_config(dataset_dir, trigger: str, training: TrainingConfig | None = None,
-                 training_folder=None) -> dict:
-    """The config as a dict; ``dataset_dir`` is written as an absolute path."""
+                 training_folder=None, *, reg_dir=None, sample_prompts=None) -> dict:
+    """The config as a dict; ``dataset_dir`` (and ``reg_dir``, a regularization folder) are written as
+    absolute paths. ``sample_prompts`` replace the default sample prompts (trigger + SAMPLE_SCENES)."""
     t = training or TrainingConfig()
     dataset_dir = Path(dataset_dir).resolve()
     name = t.name or config_name(trigger)
+    datasets = [dataset_entry(dataset_dir, t.resolution)]
+    if reg_dir is not None:
+        datasets.append(dataset_entry(reg_dir, t.resolution, is_reg=True))
+    prompts = list(sample_prompts) if sample_prompts else [f"{trigger}, {scene}" for scene in SAMPLE_SCENES]
     process = {
         "type": "sd_trainer",
         "training_folder": str(Path(training_folder).resolve() if training_folder else dataset_dir.parent / "training"),
@@ -62,14 +83,7 @@ def build_config(dataset_dir, trigger: str, training: TrainingConfig | None = No
         "trigger_word": trigger,
         "network": {"type": "lora", "linear": t.rank, "linear_alpha": t.alpha},
         "save": {"dtype": "float16", "save_every": t.save_every, "max_step_saves_to_keep": 4, "push_to_hub": False},
-        "datasets": [{
-            "folder_path": str(dataset_dir),
-            "caption_ext": "txt",
-            "caption_dropout_rate": 0.05,
-            "shuffle_tokens": False,
-            "cache_latents_to_disk": True,
-            "resolution": list(t.resolution),
-        }],
+        "datasets": datasets,
         "train": {
             "batch_size": t.batch_size,
             "steps": t.steps,
@@ -89,7 +103,7 @@ def build_config(dataset_dir, trigger: str, training: TrainingConfig | None = No
             "sample_every": t.sample_every,
             "width": 1024,
             "height": 1024,
-            "prompts": [f"{trigger}, {scene}" for scene in SAMPLE_SCENES],
+            "prompts": prompts,
             "neg": "",
             "seed": 42,
             "walk_seed": True,

@@ -40,7 +40,15 @@ def detect_faces(engine: FaceEngine, image: np.ndarray, max_side: int) -> list[F
     faces = engine.detect(work, order="largest", embed=True)
     if scale == 1.0:
         return faces
-    return [dataclasses.replace(f, bbox=f.bbox / scale, kps=f.kps / scale) for f in faces]
+    return [scale_face(f, 1.0 / scale) for f in faces]
+
+
+def scale_face(face: Face, factor: float) -> Face:
+    """``face`` with its box, keypoints and any raw landmarks multiplied by ``factor``."""
+    extra = dict(face.extra)
+    if extra.get("landmarks") is not None:
+        extra["landmarks"] = np.asarray(extra["landmarks"], dtype=np.float32) * factor
+    return dataclasses.replace(face, bbox=face.bbox * factor, kps=face.kps * factor, extra=extra)
 
 
 def face_size(face: Face) -> float:

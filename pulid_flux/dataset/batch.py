@@ -16,9 +16,10 @@ import numpy as np
 
 from ..face import FaceEngine
 from .aitoolkit import TrainingConfig, build_config, write_config
-from .caption import build_caption, check_trigger
-from .crop import plan_crop, render_crop
-from .export import CONFIG_YAML, REPORT_HTML, REPORT_JSON, build_report, prepare_output_dir, save_pair, write_report
+from .caption import check_trigger
+from .crop import plan_subject_crop, render_crop
+from .export import (CONFIG_YAML, REPORT_HTML, REPORT_JSON, build_report, caption_item, prepare_output_dir,
+                     save_pair, write_report)
 from .items import DatasetItem
 from .options import PrepareOptions, default_similarity_threshold
 from .pipeline import Progress, analyse_images, decide, reference_faces, select_subject
@@ -88,7 +89,7 @@ def crop_batch(batch: DatasetBatch, options: PrepareOptions | None = None,
             raise ValueError(f"{item.name}: the pixels are not in memory (this batch came from a folder run)")
         face = item.subject_face
         others = [f.bbox for i, f in enumerate(item.faces) if i != item.subject_index]
-        item.crop = plan_crop(item.width, item.height, face.bbox, others, options)
+        item.crop = plan_subject_crop(item.width, item.height, face.bbox, others, options)
         if min(item.crop.width, item.crop.height) < options.min_source_side:
             log.warning("%s: with these crop settings the crop is only %dx%d source pixels", item.name,
                         item.crop.width, item.crop.height)
@@ -100,13 +101,14 @@ def crop_batch(batch: DatasetBatch, options: PrepareOptions | None = None,
 
 
 def caption_batch(batch: DatasetBatch, trigger: str, text: str = "") -> DatasetBatch:
-    """``<trigger>, <shot type>[, text]`` for every cropped item."""
+    """The geometric caption (trigger, position, other people, head angle, framing, text) of every
+    cropped item."""
     trigger = check_trigger(trigger)
     out = batch.copy(trigger=trigger)
     for item in out.accepted:
         if item.crop is None or item.rendered is None:
             raise ValueError(f"{item.name}: not cropped yet; crop the dataset before captioning it")
-        item.caption = build_caption(trigger, item.crop.shot, text)
+        caption_item(item, item.rendered, trigger, text)
     return out
 
 

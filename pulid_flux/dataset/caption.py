@@ -1,7 +1,11 @@
-"""Captions: ``<trigger>, <shot type>[, <user text>]``, trigger first.
+"""Captions, trigger first.
 
 ai-toolkit prepends the trigger itself when a caption lacks it; writing it first keeps it in place
 when ``keep_tokens`` / ``shuffle_tokens`` are used (tokens are split on commas).
+
+``build_caption`` gives the short form ``<trigger>, <shot type>[, <user text>]``; the dataset
+preparation writes the geometric caption of :mod:`.scene` (position in the frame, other people,
+head angle, framing), which a VLM may replace (:mod:`.vlm`).
 """
 
 from __future__ import annotations
@@ -17,9 +21,14 @@ def check_trigger(trigger: str) -> str:
     return trigger
 
 
+def clean_text(text: str) -> str:
+    """User text as a caption part: whitespace collapsed, stray commas at the ends removed."""
+    return " ".join(str(text or "").split()).strip(" ,")
+
+
 def build_caption(trigger: str, shot: str, text: str = "") -> str:
     parts = [check_trigger(trigger), shot]
-    extra = " ".join(str(text or "").split()).strip(" ,")
+    extra = clean_text(text)
     if extra:
         parts.append(extra)
     return ", ".join(parts)

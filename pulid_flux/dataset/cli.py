@@ -20,6 +20,7 @@ import sys
 log = logging.getLogger("pulid_flux.dataset")
 
 ENGINE_CHOICES = ("dlib", "insightface")
+OTHERS_CHOICES = ("crop", "keep", "reject")      # = options.OTHERS_CHOICES (not imported: argparse stays light)
 EXIT_NOTHING_ACCEPTED = 1  # "ran, but not all of the work succeeded" in the pulid-studio convention
 DLIB_DETECT_SIDE = 768
 
@@ -44,6 +45,11 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                              "A <photo stem>.face.json sidecar beside any photo boxes its subject's face "
                              "(docs/face_region.md)")
     parser.add_argument("--caption", default="", metavar="TEXT", help="text appended to every caption")
+    parser.add_argument("--others", choices=OTHERS_CHOICES, default=None,
+                        help="photos with other people: crop (default: frame the subject, blur faces left in the "
+                             "crop, reject photos where another face is as prominent), keep (the whole photo; the "
+                             "caption says where the subject is and who else is there), reject (any other face)")
+    add_vlm_arguments(parser)
 
     engine = parser.add_argument_group("face engine")
     engine.add_argument("--insightface-root", default=os.environ.get("PULID_INSIGHTFACE_ROOT"),
@@ -101,8 +107,30 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     return parser
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``dataset`` (with ``prepare``) to a parent CLI's sub-parsers."""
+def add_vlm_arguments(parser: argparse.ArgumentParser) -> None:
+    vlm = parser.add_argument_group("VLM captions (optional)")
+    vlm.add_argument("--vlm-url", default=None, metavar="URL",
+                     help="an OpenAI-compatible chat endpoint (e.g. http://127.0.0.1:8000/v1) that writes the captions; "
+                          "each answer is checked (trigger first, the subject's side as measured) and replaced by "
+                          "the geometric caption when it fails. Key: $PULID_STUDIO_VLM_KEY")
+    vlm.add_argument("--vlm-model", default=None, metavar="NAME", help="model name for --vlm-url")
+
+
+def build_vlm(args):
+    """The VLM client the arguments ask for, or None."""
+    if not getattr(args, "vlm_url", None):
+        if getattr(args, "vlm_model", None):
+            raise ValueError("--vlm-model needs --vlm-url (the endpoint serving it)")
+        return None
+    from .vlm import VLMClient
+
+    return VLMClient(args.vlm_url, args.vlm_model)
+
+
+def add_parser(subparsers, extra_commands=()) -> argparse.ArgumentParser:
+    """Add ``dataset`` (with ``prepare``) to a parent CLI's sub-parsers; each of ``extra_commands`` is
+    called with the ``dataset`` sub-parsers to add its own (the client adds ``synthesize`` and
+    ``canonicalize``, which drive ComfyUI servers)."""
     parser = subparsers.add_parser("dataset", help="prepare identity-LoRA datasets",
                                    description="Face-aware dataset preparation for identity LoRA training.")
     commands = parser.add_subparsers(dest="dataset_command", required=True, metavar="COMMAND")
@@ -110,6 +138,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "prepare", help="photos -> ai-toolkit dataset, config and report",
         description="Scan INPUT_DIR, keep the photos of the subject, crop, resize and caption them, and write "
                     "OUTPUT_DIR/dataset/, OUTPUT_DIR/ai-toolkit.yaml, report.json and report.html."))
+    for register in extra_commands:
+        register(commands)
     return parser
 
 
@@ -139,7 +169,7 @@ def _configure_logging(quiet: bool) -> None:
 # the parser imports nothing heavy).
 _OPTION_ARGS = ("similarity_threshold", "competing_face_ratio", "min_face_px", "min_face_share", "min_face_inside",
                 "min_source_side", "blur_threshold", "duplicate_distance", "min_aspect", "max_aspect", "min_side",
-                "max_side", "image_format", "detect_max_side")
+                "max_side", "image_format", "detect_max_side", "others")
 
 
 def run(args) -> int:
@@ -155,6 +185,7 @@ def run(args) -> int:
     training = TrainingConfig(name=args.name, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                               rank=args.rank, alpha=args.rank, base_model=args.base_model)
     engine = build_engine(args)
+    vlm = build_vlm(args)
 
     from ..progress import PROGRESS_LINE
 
@@ -167,10 +198,13 @@ def run(args) -> int:
             live(done, total, stage)
 
     result = prepare_dataset(args.input_dir, args.output_dir, args.trigger, engine, references=args.reference,
-                             options=options, training=training, progress=progress)
+                             options=options, training=training, progress=progress, vlm=vlm)
     summary = result.report["summary"]
     reasons = ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()) or "none"
     log.info("accepted %d of %d (rejected: %s)", summary["accepted"], summary["inputs"], reasons)
+    if summary.get("vlm_captions_replaced"):
+        log.warning("%d VLM caption(s) failed the checks and were replaced by the geometric caption (see %s)",
+                    summary["vlm_captions_replaced"], result.report_path)
     log.info("dataset: %s\nconfig:  %s\nreport:  %s", result.dataset_dir, result.config_path, result.html_path)
     if not result.accepted:
         log.warning("no photo was accepted; see %s for the reason of each", result.report_path)

@@ -162,17 +162,40 @@ def plan_crop(width: int, height: int, face_box, other_boxes: Sequence, options:
         if moved is not None:
             crop = moved
             avoided += 1
-    crop = _fit_aspect(crop, keep, face, options.min_aspect, options.max_aspect)
-    out_w, out_h = output_size(_w(crop), _h(crop), options)
-    # Trim a few pixels so the crop has the output's exact aspect (no stretching on resize).
-    target = out_w / out_h
-    crop = _fit_aspect(crop, keep, face, target, target)
-    box = _to_pixels(crop, width, height)
+    box, out_size = _final_box(crop, keep, face, width, height, options)
     # A face avoided only up to its bare box may still show hair or an ear at the edge: blur that too.
     blurred = [list(map(float, b)) for b in others if _intersects(_grow(b, 1 + 2 * AVOID_MARGIN), box)]
     ratio = fh / (box[3] - box[1])
-    return CropPlan(box=box, output_size=(out_w, out_h), shot=shot_type(ratio, options.shot_ratios),
+    return CropPlan(box=box, output_size=out_size, shot=shot_type(ratio, options.shot_ratios),
                     face_ratio=float(ratio), blurred=blurred if options.blur_other_faces else [], avoided=avoided)
+
+
+def _final_box(crop: Box, keep: Box, face: Box, width: int, height: int, options: PrepareOptions):
+    """(pixel box, output size): ``crop`` trimmed into the aspect range, then a few pixels more so it
+    has the output's exact aspect (no stretching on resize)."""
+    crop = _fit_aspect(crop, keep, face, options.min_aspect, options.max_aspect)
+    out_w, out_h = output_size(_w(crop), _h(crop), options)
+    target = out_w / out_h
+    crop = _fit_aspect(crop, keep, face, target, target)
+    return _to_pixels(crop, width, height), (out_w, out_h)
+
+
+def plan_full_frame(width: int, height: int, face_box, options: PrepareOptions) -> CropPlan:
+    """The whole photo as the training image (``others: keep``): trimmed only to the aspect limits and
+    the output's exact aspect, around the subject; nobody is cropped away or blurred."""
+    face: Box = tuple(float(v) for v in face_box)
+    keep = head_and_shoulders(face, width, height)
+    box, out_size = _final_box((0.0, 0.0, float(width), float(height)), keep, face, width, height, options)
+    ratio = _h(face) / (box[3] - box[1])
+    return CropPlan(box=box, output_size=out_size, shot=shot_type(ratio, options.shot_ratios),
+                    face_ratio=float(ratio))
+
+
+def plan_subject_crop(width: int, height: int, face_box, other_boxes: Sequence, options: PrepareOptions) -> CropPlan:
+    """The crop for ``options.others``: the whole frame for "keep", else :func:`plan_crop`."""
+    if options.others == "keep":
+        return plan_full_frame(width, height, face_box, options)
+    return plan_crop(width, height, face_box, other_boxes, options)
 
 
 def blur_faces(image: np.ndarray, boxes: Sequence) -> np.ndarray:

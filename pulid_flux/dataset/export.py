@@ -22,10 +22,11 @@ import numpy as np
 
 from ..errors import PulidError
 from .analysis import face_size, inside_fraction
-from .caption import build_caption
 from .crop import render_crop
 from .items import DatasetItem
 from .options import REASONS, PrepareOptions
+from .scene import describe_item
+from .vlm import caption_image
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,22 @@ def save_pair(item: DatasetItem, image: np.ndarray, dataset_dir: Path, options: 
     item.caption_file = f"{dataset_dir.name}/{stem}{CAPTION_SUFFIX}"
 
 
+def caption_item(item: DatasetItem, rendered: np.ndarray, trigger: str, text: str = "", *, vlm=None,
+                 reference: np.ndarray | None = None) -> None:
+    """Caption an accepted, cropped item from its measured scene (position in the frame, other people,
+    head angle, framing), or by the VLM when given and its answer passes the checks (see :mod:`.vlm`)."""
+    facts = describe_item(item)
+    result = caption_image(trigger, facts, text, image=rendered, vlm=vlm, reference=reference, name=item.name)
+    item.caption, item.caption_source, item.caption_warning = result.text, result.source, result.warning
+    item.scene = facts.to_dict()
+
+
 def write_item(item: DatasetItem, image: np.ndarray, dataset_dir: Path, trigger: str, options: PrepareOptions,
-               used: set[str], upscaler: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+               used: set[str], upscaler: Callable[[np.ndarray], np.ndarray] | None = None, *, vlm=None,
+               reference: np.ndarray | None = None) -> np.ndarray:
     """Crop, caption and write one accepted item (source pixels ``image``); returns the written image."""
     out = render_crop(image, item.crop, upscaler)
-    item.caption = build_caption(trigger, item.crop.shot, options.caption_text)
+    caption_item(item, out, trigger, options.caption_text, vlm=vlm, reference=reference)
     save_pair(item, out, dataset_dir, options, used)
     return out
 
@@ -128,6 +140,9 @@ def item_record(item: DatasetItem) -> dict:
         "output": item.output,
         "caption_file": item.caption_file,
         "caption": item.caption,
+        "caption_source": item.caption_source,
+        "caption_warning": item.caption_warning,
+        "scene": item.scene,
         "duplicate_of": item.duplicate_of,
         "image_size": [item.width, item.height] if item.readable else None,
         "faces": len(item.faces),
@@ -165,7 +180,9 @@ def build_report(items: Sequence[DatasetItem], subject_summary: dict, *, trigger
         "summary": {"inputs": len(items), "accepted": sum(i.accepted for i in items),
                     "rejected": sum(not i.accepted for i in items),
                     "reasons": {r: reasons[r] for r in REASONS if reasons[r]},
-                    "blurred_faces": sum(len(i.crop.blurred) for i in items if i.accepted and i.crop)},
+                    "blurred_faces": sum(len(i.crop.blurred) for i in items if i.accepted and i.crop),
+                    "vlm_captions": sum(i.caption_source == "vlm" for i in items),
+                    "vlm_captions_replaced": sum(bool(i.caption_warning) for i in items)},
         "options": options.to_dict(),
         "items": [item_record(i) for i in items],
     }

@@ -61,6 +61,9 @@ class DatasetItem:
     crop: CropPlan | None = None
     rendered: np.ndarray | None = None           # the training image, in-memory runs (nodes)
     caption: str | None = None
+    scene: dict | None = None                    # the measured caption facts (scene.SceneFacts.to_dict())
+    caption_source: str | None = None            # "geometric" or "vlm"
+    caption_warning: str | None = None           # why a VLM caption was replaced
     output: str | None = None                    # image path relative to the output folder
     caption_file: str | None = None
 

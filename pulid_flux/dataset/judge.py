@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .analysis import face_size, inside_fraction
-from .crop import plan_crop
+from .crop import plan_subject_crop
 from .items import DatasetItem
 from .options import PrepareOptions
 from .quality import hamming
@@ -40,13 +40,16 @@ def judge(item: DatasetItem, subject: Subject, options: PrepareOptions) -> None:
         return
     size = face_size(face)
     others = [f for i, f in enumerate(item.faces) if i != item.subject_index]
+    if others and options.others == "reject":
+        item.reject("multiple_faces", f"{len(others)} other face(s) in the photo (others: reject)")
+        return
     competing = [f for f in others if face_size(f) >= options.competing_face_ratio * size]
-    if competing:
+    if competing and options.others == "crop":
         largest = max(face_size(f) for f in competing) / size
         item.reject("multiple_faces", f"{len(competing)} other face(s) as prominent as the subject's "
                                       f"(largest {largest:.2f}x its size; limit {options.competing_face_ratio:.2f})")
         return
-    item.crop = plan_crop(item.width, item.height, face.bbox, [f.bbox for f in others], options)
+    item.crop = plan_subject_crop(item.width, item.height, face.bbox, [f.bbox for f in others], options)
     short = min(item.crop.width, item.crop.height)
     if short < options.min_source_side:
         item.reject("low_resolution", f"the crop around the subject is {item.crop.width}x{item.crop.height} px "

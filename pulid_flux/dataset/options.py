@@ -12,6 +12,13 @@ REASONS = ("unreadable", "duplicate", "no_face", "not_subject", "multiple_faces"
 #: Caption shot types, tightest first.
 SHOT_TYPES = ("close-up", "portrait", "medium shot", "full body")
 
+#: What to do with photos that show other people besides the subject (``PrepareOptions.others``):
+#: ``crop`` frames the subject, leaving the others out where the geometry allows and blurring the
+#: faces that remain (a photo where another face is as prominent as the subject's is rejected);
+#: ``keep`` keeps the whole photo and lets the caption say where the subject is and who else is
+#: there; ``reject`` rejects every photo with another face in it.
+OTHERS_CHOICES = ("crop", "keep", "reject")
+
 # Cosine similarity above which two faces are the same person, per engine family. dlib's descriptors
 # are compared with a Euclidean distance of 0.6 in face_recognition; their norm is about 1.4, which
 # puts the same boundary at a cosine of about 0.91 (on the shared photos: same person >= 0.95,
@@ -38,6 +45,8 @@ class PrepareOptions:
     #: another face whose size (sqrt of box area) reaches this share of the subject's competes
     #: with it: the photo is rejected as multiple_faces; smaller faces are cropped away or blurred
     competing_face_ratio: float = 0.6
+    #: photos with other people: "crop", "keep" or "reject" (see OTHERS_CHOICES)
+    others: str = "crop"
     #: subject face box height below this many source pixels -> face_too_small
     min_face_px: int = 64
     #: subject face size (sqrt of box area / image area) below this share -> face_too_small
@@ -86,6 +95,8 @@ class PrepareOptions:
         problems = []
         if self.similarity_threshold is not None and not -1.0 <= self.similarity_threshold <= 1.0:
             problems.append(f"similarity_threshold must be a cosine in [-1, 1], got {self.similarity_threshold}")
+        if self.others not in OTHERS_CHOICES:
+            problems.append(f"others must be one of {', '.join(OTHERS_CHOICES)}, got {self.others!r}")
         if not 0.0 < self.competing_face_ratio <= 1.0:
             problems.append(f"competing_face_ratio must be in (0, 1], got {self.competing_face_ratio}")
         if not 0.0 < self.min_face_inside <= 1.0:

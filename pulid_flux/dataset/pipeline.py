@@ -158,11 +158,13 @@ def _analyse_files(files: Sequence[Path], engine: FaceEngine, options: PrepareOp
 
 def prepare_dataset(input_dir, output_dir, trigger: str, engine: FaceEngine, *, references: Sequence = (),
                     options: PrepareOptions | None = None, training: TrainingConfig | None = None,
-                    progress: Progress | None = None) -> PrepareResult:
+                    progress: Progress | None = None, vlm=None) -> PrepareResult:
     """Prepare an identity-LoRA dataset from the photos in ``input_dir`` (see :mod:`.export` for the layout).
 
     ``references``: photo paths of the subject; without them the identity seen in the most photos
     is the subject. Rejections never raise: every input ends up in the report with its reason.
+    ``vlm``: a :class:`~.vlm.VLMClient` to caption with (checked, see :mod:`.vlm`); it is shown the
+    first reference photo, else the accepted photo most like the subject.
     """
     start = time.perf_counter()
     trigger = check_trigger(trigger)
@@ -191,8 +193,9 @@ def prepare_dataset(input_dir, output_dir, trigger: str, engine: FaceEngine, *, 
 
     used: set[str] = set()
     accepted = [i for i in items if i.accepted]
+    vlm_reference = _vlm_reference(references, accepted) if vlm is not None else None
     for n, item in enumerate(accepted, 1):
-        write_item(item, load_rgb(item.path), dataset_dir, trigger, options, used)
+        write_item(item, load_rgb(item.path), dataset_dir, trigger, options, used, vlm=vlm, reference=vlm_reference)
         if progress:
             progress(n, len(accepted), "export")
 
@@ -211,6 +214,15 @@ def prepare_dataset(input_dir, output_dir, trigger: str, engine: FaceEngine, *, 
     return PrepareResult(output_dir=output_dir, dataset_dir=dataset_dir, config_path=config_path,
                          report_path=report_path, html_path=html_path, items=items, subject=subject,
                          report=report, seconds=seconds)
+
+
+def _vlm_reference(references: Sequence, accepted: Sequence[DatasetItem]) -> np.ndarray | None:
+    """The subject's picture a VLM is shown: the first reference photo, else the best accepted photo."""
+    if references:
+        return load_rgb(references[0])
+    if not accepted:
+        return None
+    return load_rgb(max(accepted, key=lambda i: i.similarity or 0.0).path)
 
 
 def analyse_images(items: Sequence[DatasetItem], engine: FaceEngine, options: PrepareOptions,

@@ -175,8 +175,11 @@ class DlibEngine(FaceEngine):
             embedding = None
             if embed:
                 embedding = np.array(self._recognizer.compute_face_descriptor(image, shape, self.num_jitters))
+            # The raw landmarks stay with the face: head pose needs the measured points, not the
+            # keypoints placed from a mean face (see pulid_flux.face.headpose).
             faces.append(Face(bbox=box, kps=self._kps(points), score=score, embedding=embedding,
-                              engine=self.name))
+                              engine=self.name, extra={"landmarks": points.astype(np.float32),
+                                                       "landmark_scheme": f"dlib{self.landmarks}"}))
         return sort_faces(faces, order)
 
     def embed_aligned(self, crop: np.ndarray) -> np.ndarray:

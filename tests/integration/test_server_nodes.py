@@ -12,6 +12,7 @@ EXPECTED_NODES = {
     "PulidStudioPoseForPrompt", "PulidStudioApplyPoseControlNet",
     "PulidStudioScoreIdentity", "PulidStudioLoadSweep",
     "PulidStudioDatasetFilter", "PulidStudioDatasetCrop", "PulidStudioDatasetCaption", "PulidStudioDatasetSave",
+    "PulidStudioHeadPoseView", "PulidStudioGeometricCaption", "PulidStudioIdentityPoseFilter",
 }
 
 

@@ -11,7 +11,7 @@ lines of finished jobs, progress), :mod:`.manifest` (the append-only records), :
 from .lock import exclusive
 from .output_folder import discard_if_nothing_done
 from .run import RunResult, finished_jobs, gallery_records, read_run_info, run_plan
-from .servers import ServerOptions
+from .servers import ServerOptions, check_server_options, launch_local
 
-__all__ = ["RunResult", "ServerOptions", "discard_if_nothing_done", "exclusive", "finished_jobs", "gallery_records",
-           "read_run_info", "run_plan"]
+__all__ = ["RunResult", "ServerOptions", "check_server_options", "discard_if_nothing_done", "exclusive", "finished_jobs",
+           "gallery_records", "launch_local", "read_run_info", "run_plan"]

@@ -54,7 +54,6 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
     """Run ``todo`` on the servers; True when the user interrupted it. ``display`` shows the
     progress (default: log lines)."""
     from .comfy_backend import ComfyBackend
-    from .launch import launch, prepare_tiny_models
     from .results import ResultWriter
     from .scheduler import Scheduler, ServerGone
 
@@ -62,12 +61,7 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
     check_server_options(options)
     with contextlib.ExitStack() as stack:
         if options.launch:
-            models_dirs = [prepare_tiny_models(plan.tiny_models)] if plan.tiny else [Path(options.launch) / "models"]
-            logs = plan.out / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            server = launch(options.launch, models_dirs=models_dirs, single_thread=plan.tiny, tiny=plan.tiny,
-                            log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log",
-                            extra_paths=launch_model_paths(plan, options) or None)
+            server = launch_local(plan, options.launch, launch_model_paths(plan, options))
             stack.callback(server.stop)
             urls.insert(0, server.url)
         backends, gone = [], []
@@ -95,6 +89,18 @@ def run_jobs(plan: RunPlan, manifest: RunManifest, todo: Sequence[Job], options:
         if outcome.was_interrupted:
             log.warning("interrupted: %d job(s) cancelled; run the same command again to resume", len(outcome.interrupted))
         return outcome.was_interrupted
+
+
+def launch_local(plan: RunPlan, comfyui_path: Path, extra_paths: dict | None = None):
+    """Start the run's local ComfyUI (``--launch``) on the plan's models (the tiny ones with ``--tiny``)
+    and ``extra_paths`` (see :func:`launch_model_paths`), logging to ``OUT/logs``; the caller stops it."""
+    from .launch import launch, prepare_tiny_models
+
+    models_dirs = [prepare_tiny_models(plan.tiny_models)] if plan.tiny else [Path(comfyui_path) / "models"]
+    logs = plan.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return launch(comfyui_path, models_dirs=models_dirs, single_thread=plan.tiny, tiny=plan.tiny,
+                  log_path=logs / f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}.log", extra_paths=extra_paths or None)
 
 
 def prepare_servers(backends: list, plan: RunPlan, todo: Sequence[Job]) -> list:
