@@ -60,6 +60,28 @@ def test_outputs_recommend_the_knee_and_write_every_file(tmp_path):
     assert 3 * 80 < strip.width < 3 * 80 + 200 and 2 * 80 < strip.height
 
 
+def test_report_html_shows_every_image_with_its_scores_inside_the_folder(tmp_path):
+    from pulid_flux.htmlreport import links
+
+    rows = fake_rows(tmp_path, identity=[[0.40, 0.42, None, 0.43], [0.60, 0.61, 0.62, 0.61], [0.62, 0.63, 0.62, 0.63]],
+                     clip=[0.31, 0.305, 0.26])
+    texts = {"park-wave": "a person waving in a park", "studio-headshot": "a studio headshot"}
+    result = write_sweep_outputs(tmp_path, rows, CHECKPOINTS, info=info(tiny=True, prompt_texts=texts), delta=0.02,
+                                 epsilon=0.01)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert result.paths["html"] == tmp_path / "report.html"
+    assert "Recommended checkpoint: id_000000500.safetensors" in page and "NOT real results" in page
+    # Every image of the sweep is a tile; the chosen column is marked; no-face tiles are marked.
+    sources = [link for link in links(page) if link.startswith("gallery/")]
+    assert sorted(set(sources)) == sorted(r.file for r in rows)
+    assert "500 (chosen)" in page and "no face" in page and "id 0.610" in page
+    assert "a person waving in a park" in page
+    # Every link is a relative file of the folder (strips, curve, CSV, report.md): nothing online.
+    for link in links(page):
+        assert "://" not in link and (tmp_path / link).is_file(), link
+    assert "strips/park-wave.png" in page and "curve.png" in page
+
+
 def test_no_faces_recommends_by_clip_and_says_so(tmp_path):
     rows = fake_rows(tmp_path, identity=[None, None, None], clip=[0.20, 0.25, 0.245])
     result = write_sweep_outputs(tmp_path, rows, CHECKPOINTS, info=info(tiny=True), delta=0.02, epsilon=0.01)
@@ -142,7 +164,10 @@ def test_scoring_real_photos_dlib_identity_clip_and_memorization(tmp_path, faces
     assert engines.runs["identity_arcface"] is None and "cannot score" in engines.notes["identity_arcface"]
     assert engines.identity_column == DLIB
     clip = load_clip_scorer(parse_clip_model(":".join(map(str, write_tiny_open_clip(tmp_path / "clip")))))
-    rows = score_images(tmp_path, images, engines=engines, clip=clip, dataset=dataset_features(clip, dataset))
+    calls = []
+    rows = score_images(tmp_path, images, engines=engines, clip=clip, dataset=dataset_features(clip, dataset),
+                        progress=lambda *a: calls.append(a))
+    assert calls == [(i, 4, "score") for i in range(1, 5)]      # a live bar moves with every image
     by_file = {r.file.rsplit("/", 1)[1]: r for r in rows}
     assert all(r.face_found and r.identity_arcface is None for r in rows)
     assert min(by_file["obama_02.jpg"].identity_dlib, by_file["obama_03.jpg"].identity_dlib) > \

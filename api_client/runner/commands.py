@@ -179,7 +179,7 @@ def generate(args, source: PlanSource) -> int:
                     REPORT_WRITERS[source.report_kind](
                         plan.out, plan.info,
                         [result.finished[j.job_id] for j in plan.jobs if j.job_id in result.finished],
-                        force=args.force_report, models_dir=args.models_dir)
+                        force=args.force_report, models_dir=args.models_dir, progress=_scoring_bar(display))
     missing = result.missing
     log.info("finished in %.1fs: %d of %d job(s) done%s", time.monotonic() - started,
              len(plan.jobs) - len(missing), len(plan.jobs),
@@ -231,9 +231,10 @@ def cmd_report(args) -> int:
     info = execution.read_run_info(out)
     records = execution.gallery_records(out)
     if info.source in REPORT_WRITERS:
-        with execution.exclusive(out):
+        with execution.exclusive(out), open_display() as display:
             REPORT_WRITERS[info.source](out, info, records, force=bool(args.force_report or args.reference),
-                                        models_dir=args.models_dir, reference=[Path(p) for p in args.reference])
+                                        models_dir=args.models_dir, reference=[Path(p) for p in args.reference],
+                                        progress=_scoring_bar(display))
         return EXIT_OK
     engines, models_dir = reporting.scoring_engines(args.engine, args.models_dir, info)
     reference = [Path(p) for p in (args.reference or info.reference)]

@@ -1,4 +1,5 @@
-"""From scored rows to every output of a sweep: ``sweep.csv``, ``curve.png``, ``strips/``, ``report.md``.
+"""From scored rows to every output of a sweep: ``sweep.csv``, ``curve.png``, ``strips/``, ``report.md``
+and ``report.html``.
 
 :func:`write_sweep_outputs` needs only the rows (so a finished sweep can be re-reported from its
 CSV); the ready ablation spec is written by the caller's ``write_spec`` callback, which knows the
@@ -14,6 +15,7 @@ from pathlib import Path
 from .curve import plot_curves
 from .recommend import Recommendation, StepScores, recommend, recommend_style
 from .report import CURVE, SweepInfo, write_report
+from .report_html import write_report_html
 from .strips import write_strips
 from .table import GroupSummary, SweepRow, summarize, write_sweep_csv
 
@@ -53,4 +55,6 @@ def write_sweep_outputs(out_dir, rows: Sequence[SweepRow], order: Sequence[tuple
     paths["ablation_spec"] = write_spec(recommendation) if write_spec else None
     paths["report"] = write_report(out_dir, summaries=summaries, recommendation=recommendation, info=info,
                                    strips=paths["strips"], ablation_spec=paths["ablation_spec"])
+    paths["html"] = write_report_html(out_dir, rows=rows, summaries=summaries, recommendation=recommendation,
+                                      info=info, strips=paths["strips"], ablation_spec=paths["ablation_spec"])
     return SweepResult(rows=rows, summaries=summaries, recommendation=recommendation, paths=paths)

@@ -53,6 +53,7 @@ class SweepInfo:
     style: Mapping | None = None                # {lora, prompt, checkpoint, strengths}
     notes: Sequence[str] = field(default_factory=list)
     run_lines: Sequence[str] = field(default_factory=list)
+    prompt_texts: Mapping[str, str] = field(default_factory=dict)   # prompt tag -> its text (report.html's hover)
 
 
 def _num(value, digits: int = 3) -> str:
@@ -93,18 +94,7 @@ def write_report(out_dir, *, summaries: Sequence[GroupSummary], recommendation: 
     lines += _table(summaries, recommendation, style)
     lines += ["", f"![scores against the {'strength' if style else 'step'}]({CURVE})", "", "## Strips", ""]
     lines += [f"- [{p.stem}](strips/{p.name})" for p in strips]
-    lines += ["", "## How the numbers were made", ""]
-    lines += [f"- Checkpoints: `{info.checkpoint_dir}`; prompts and seeds from `{info.spec}`, config `{info.config}`",
-              f"- Reference: {', '.join(f'`{r}`' for r in info.reference)}",
-              f"- CLIP score: open_clip `{info.clip_model}`, cosine of the image and prompt embeddings",
-              "- Memorization: " + (f"highest CLIP image-image cosine to the images of `{info.dataset}`"
-                                    if info.dataset else "not measured (no `--dataset`)")]
-    lines += [f"- `{column}`: {text}" for column, text in info.engines.items()]
-    if style:
-        lines.append(f"- Style: `{info.style['lora']}` at strengths {', '.join(map(str, info.style['strengths']))}; "
-                     f"style CLIP score against {info.style['prompt']!r}; identity retention = mean identity / "
-                     f"the weakest strength's")
-    lines += [f"- {note}" for note in info.notes]
+    lines += ["", "## How the numbers were made", ""] + [f"- {line}" for line in method_lines(info)]
     if info.run_lines:
         lines += ["", "## Run", ""] + [f"- {line}" for line in info.run_lines]
     path = out_dir / REPORT
@@ -112,6 +102,21 @@ def write_report(out_dir, *, summaries: Sequence[GroupSummary], recommendation: 
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def method_lines(info: SweepInfo) -> list[str]:
+    """How the numbers were made (Markdown), for ``report.md`` and ``report.html``."""
+    lines = [f"Checkpoints: `{info.checkpoint_dir}`; prompts and seeds from `{info.spec}`, config `{info.config}`",
+             f"Reference: {', '.join(f'`{r}`' for r in info.reference)}",
+             f"CLIP score: open_clip `{info.clip_model}`, cosine of the image and prompt embeddings",
+             "Memorization: " + (f"highest CLIP image-image cosine to the images of `{info.dataset}`"
+                                 if info.dataset else "not measured (no `--dataset`)")]
+    lines += [f"`{column}`: {text}" for column, text in info.engines.items()]
+    if info.style:
+        lines.append(f"Style: `{info.style['lora']}` at strengths {', '.join(map(str, info.style['strengths']))}; "
+                     f"style CLIP score against {info.style['prompt']!r}; identity retention = mean identity / "
+                     f"the weakest strength's")
+    return lines + list(info.notes)
 
 
 def _table(summaries: Sequence[GroupSummary], recommendation: Recommendation, style: bool) -> list[str]:

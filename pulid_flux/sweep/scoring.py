@@ -95,8 +95,9 @@ def _identity(run, image: np.ndarray, name: str) -> float | None:
 
 
 def score_images(out_dir: Path, images: Sequence[SweepImage], *, engines: IdentityEngines, clip: ClipScorer,
-                 dataset: np.ndarray | None = None, style_prompt: str | None = None) -> list[SweepRow]:
-    """One SweepRow per image (in the given order)."""
+                 dataset: np.ndarray | None = None, style_prompt: str | None = None,
+                 progress=None) -> list[SweepRow]:
+    """One SweepRow per image (in the given order); ``progress(done, total, "score")`` after each image."""
     out_dir = Path(out_dir)
     texts = sorted({im.prompt_text for im in images} | ({style_prompt} if style_prompt else set()))
     text_features = dict(zip(texts, clip.text_features(texts))) if texts else {}
@@ -117,5 +118,7 @@ def score_images(out_dir: Path, images: Sequence[SweepImage], *, engines: Identi
                                  identity_arcface=arcface, identity_dlib=dlib, clip_score=clip_value,
                                  memorization=memo, face_found=found, style_lora=im.style_lora,
                                  style_strength=im.style_strength, style_clip_score=style_value))
+            if progress is not None:
+                progress(len(rows), len(images), "score")
         log.info("[%d/%d] sweep images scored", min(start + CHUNK, len(images)), len(images))
     return rows

@@ -94,6 +94,8 @@ def test_sweep_writes_an_image_per_checkpoint_prompt_seed_and_every_output(swept
     else:
         assert "by CLIP score alone" in report
     assert "NOT real results" in report
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert line in page and page.count('<img') >= 6 + 2 + 1       # every image, the strips, the curve
     chosen = line.split(": ", 1)[1][:-len(".safetensors")]
     spec = (out / f"ablation_{chosen}.yaml").read_text()
     assert f"LoRA.lora_name: {chosen}.safetensors" in spec

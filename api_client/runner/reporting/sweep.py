@@ -34,17 +34,19 @@ def _fingerprint(records: Sequence[Mapping], settings: Mapping) -> str:
 
 def _is_current(out: Path, fingerprint: str) -> bool:
     from pulid_flux.sweep.report import REPORT
+    from pulid_flux.sweep.report_html import REPORT_HTML
 
     try:
         state = json.loads((out / SWEEP_STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (out / REPORT).is_file() and state.get("fingerprint") == fingerprint
+    return (out / REPORT).is_file() and (out / REPORT_HTML).is_file() and state.get("fingerprint") == fingerprint
 
 
 def report_sweep(out: Path, info: RunInfo, records: Sequence[Mapping], *, force: bool = False,
-                 models_dir: str | Path | None = None, reference: Sequence[Path] = ()) -> Path | None:
-    """Score the sweep's finished images and write every output (skipped when nothing changed)."""
+                 models_dir: str | Path | None = None, reference: Sequence[Path] = (), progress=None) -> Path | None:
+    """Score the sweep's finished images and write every output (skipped when nothing changed);
+    ``progress(done, total, "score")`` after each scored image."""
     from pulid_flux.sweep.report import REPORT
 
     out = Path(out)
@@ -61,7 +63,7 @@ def report_sweep(out: Path, info: RunInfo, records: Sequence[Mapping], *, force:
         log.info("report %s is up to date (same images, same scoring settings)", out / REPORT)
         return out / REPORT
     try:
-        path = _score_and_write(out, info, details, references, records)
+        path = _score_and_write(out, info, details, references, records, progress)
     except (ImportError, RunnerError):
         raise
     except Exception as exc:  # engines and images raise their own types; the images and manifest are intact
@@ -85,7 +87,7 @@ def _clip_model(details: Mapping, info: RunInfo) -> str:
 
 
 def _score_and_write(out: Path, info: RunInfo, details: Mapping, references: Sequence[str],
-                     records: Sequence[Mapping]) -> Path:
+                     records: Sequence[Mapping], progress=None) -> Path:
     from pulid_flux.sweep.clip_score import load_clip_scorer, parse_clip_model
     from pulid_flux.sweep.outputs import write_sweep_outputs
     from pulid_flux.sweep.report import SweepInfo
@@ -119,11 +121,12 @@ def _score_and_write(out: Path, info: RunInfo, details: Mapping, references: Seq
              ", ".join(k for k, run in engines.runs.items() if run is not None), clip.name,
              ", memorization" if dataset is not None else "")
     rows = score_images(out, images, engines=engines, clip=clip, dataset=dataset,
-                        style_prompt=style["prompt"] if style else None)
+                        style_prompt=style["prompt"] if style else None, progress=progress)
     sweep_info = SweepInfo(checkpoint_dir=details["checkpoint_dir"], spec=info.spec, config=details["config"],
                            reference=references, clip_model=clip.name, identity_column=engines.identity_column,
                            engines=engines.notes, tiny=info.tiny, dataset=details.get("dataset"), style=style,
-                           run_lines=lora_load_lines(records, details["lora_node_id"]))
+                           run_lines=lora_load_lines(records, details["lora_node_id"]),
+                           prompt_texts={im.prompt: im.prompt_text for im in images})
     return write_sweep_outputs(out, rows, [(c["group"], c["label"]) for c in details["columns"]], info=sweep_info,
                                delta=details["delta"], epsilon=details["epsilon"],
                                write_spec=lambda rec: _write_spec(out, info, details, rec)).paths["report"]
