@@ -198,6 +198,18 @@ def _save(out, relative, image):
     Image.fromarray(image).save(path)
 
 
+def _check_report_html(out, candidates, *, passed: int, rejected: int) -> str:
+    """report.html shows every candidate with its decision and links only files of OUT."""
+    from pulid_flux.htmlreport import links
+
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert {c.path for c in candidates} <= set(links(page))
+    assert page.count('class="tile pass"') == passed and page.count('class="tile fail"') >= rejected
+    for link in links(page):
+        assert "://" not in link and (out / link).is_file(), link
+    return page
+
+
 def test_assembled_set_from_real_photos(tmp_path, engine, photos, subject):
     out = tmp_path / "out"
     views = [FRONT, View("left_3q", yaw=-20.0)]
@@ -237,6 +249,7 @@ def test_assembled_set_from_real_photos(tmp_path, engine, photos, subject):
     assert "| front | +0 | +0 | portrait | 1 / 2 |" in report and "Unverified" not in report
     assert "None of them scores as the subject" in report and "1 look-alike(s) dropped" in report
     assert Image.open(out / "contact_sheet.jpg").size[1] == 2 * 190
+    _check_report_html(out, candidates, passed=2 + 1, rejected=2 + 1)   # + grounding images
     record = json.loads((out / "synthesis.json").read_text())
     assert {c["status"] for c in record["candidates"]} == {KEPT, REJECTED}
     # A re-run replaces its own files; a stranger's file in train/ stops it.
@@ -266,6 +279,8 @@ def test_unverified_set_writes_k_per_view_and_fakes_no_pass(tmp_path, engine, su
         "ohwx man, in the center, profile facing left, portrait")
     report = (out / "report.md").read_text()
     assert "Unverified run" in report and "0 kept" in report and "4 unverified" in report
+    page = _check_report_html(out, candidates, passed=0, rejected=2)
+    assert "Unverified run (--tiny)" in page
     rows = {r["view"]: r for r in csv.DictReader(open(out / "coverage.csv"))}
     assert rows["front"]["no_face"] == "3" and rows["left_profile"]["unverifiable"] == "3"
     record = json.loads((out / "synthesis.json").read_text())

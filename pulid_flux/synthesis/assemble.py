@@ -8,7 +8,7 @@ Output folder layout (``OUT``)::
     train/<view>_s<seed>.png + .txt        kept (or, unverified, written-anyway) views with captions
     reg/reg_NNNN.png + .txt                grounding images that are not the subject, trigger-free captions
     ai-toolkit.yaml                        train/ + reg/ (is_reg: true), save_every, sample prompts
-    coverage.csv, report.md, contact_sheet.jpg, synthesis.json (every decision)
+    coverage.csv, report.md, report.html, contact_sheet.jpg, synthesis.json (every decision)
 
 ``train/`` and ``reg/`` belong to this tool: a re-run replaces what ``synthesis.json`` says it wrote
 there, and stops if anything else is in them.
@@ -36,7 +36,9 @@ from ..face import FaceEngine
 from ..images import ImageReadError, load_rgb
 from .grounding import GroundingImage, check_not_subject
 from .keep_filter import KEPT, UNVERIFIED, Candidate, FilterSettings, filter_candidates, identity_threshold
-from .report import coverage_rows, write_contact_sheet, write_coverage_csv, write_report_md
+from .report import (coverage_rows, engine_notes, summary_line, write_contact_sheet, write_coverage_csv,
+                     write_report_md)
+from .report_html import REPORT_HTML, write_report_html
 from .views import View
 
 log = logging.getLogger(__name__)
@@ -257,6 +259,10 @@ def finish_set(out, *, trigger: str, views: Sequence[View], candidates: Sequence
     write_report_md(out / REPORT_MD, title=title, trigger=trigger, engine_name=engine_name, views=views,
                     candidates=candidates, rows=rows, per_view=settings.per_view, verified=settings.verify,
                     grounding=grounding, files=files, notes=notes)
+    write_report_html(out / REPORT_HTML, title=title, verified=settings.verify, views=views, candidates=candidates,
+                      summary=summary_line(trigger, views, candidates, settings.per_view),
+                      engine_lines=engine_notes(engine_name, views), rows=rows, per_view=settings.per_view,
+                      grounding=grounding, files=files, notes=notes)
     record = {"version": 1, "trigger": trigger, "engine": engine_name, "verified": settings.verify,
               "per_view": settings.per_view, "views": [v.to_dict() for v in views],
               "candidates": [c.record() for c in candidates], "grounding": [g.record() for g in grounding],

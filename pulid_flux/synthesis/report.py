@@ -1,4 +1,5 @@
-"""What a synthesis run reports: ``coverage.csv``, ``report.md`` and the contact sheet.
+"""What a synthesis run reports: ``coverage.csv``, ``report.md`` and the contact sheet
+(``report.html`` is :mod:`.report_html`).
 
 The coverage table has one row per view: kept (and unverified) over tried, how many short of K, and
 each rejection reason counted (the filter's verdict, also for unverified candidates). The contact
@@ -119,15 +120,19 @@ def engine_notes(engine_name: str, views: Sequence[View]) -> list[str]:
     return lines
 
 
+def summary_line(trigger: str, views: Sequence[View], candidates: Sequence[Candidate], per_view: int) -> str:
+    """The run in one line (Markdown): views, candidates, kept and unverified."""
+    kept = sum(c.status == KEPT for c in candidates)
+    unverified = sum(c.status == UNVERIFIED for c in candidates)
+    return (f"Trigger: `{trigger}`. {len(views)} view(s), {len(candidates)} candidate(s), at most K = {per_view} per "
+            f"view: **{kept} kept**" + (f", **{unverified} unverified**" if unverified else "") + ".")
+
+
 def write_report_md(path, *, title: str, trigger: str, engine_name: str, views: Sequence[View],
                     candidates: Sequence[Candidate], rows: Sequence[dict], per_view: int, verified: bool,
                     grounding: Sequence[GroundingImage] = (), files: dict | None = None,
                     notes: Sequence[str] = ()) -> Path:
-    kept = sum(c.status == KEPT for c in candidates)
-    unverified = sum(c.status == UNVERIFIED for c in candidates)
-    lines = [f"# {title}", "", f"Trigger: `{trigger}`. {len(views)} view(s), {len(candidates)} candidate(s), "
-             f"at most K = {per_view} per view: **{kept} kept**"
-             + (f", **{unverified} unverified**" if unverified else "") + "."]
+    lines = [f"# {title}", "", summary_line(trigger, views, candidates, per_view)]
     if not verified:
         lines += ["", "**Unverified run (`--tiny`)**: the images come from random-weight models and show no "
                       "faces. The filter ran on every candidate and its decisions are in the table below (column "

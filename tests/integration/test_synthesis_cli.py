@@ -90,6 +90,8 @@ def test_the_filter_ran_and_nothing_fakes_a_pass(synthesized):
     assert rows["y+30_p+0_portrait"]["no_face"] == "2" and rows["y-90_p+0_portrait"]["unverifiable"] == "2"
     report = (out / "report.md").read_text()
     assert "**0 kept**, **3 unverified**" in report and "Unverified run (`--tiny`)" in report
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Unverified run (--tiny)" in page and page.count("<img") >= 3 * 2   # every candidate is shown
     assert "| y+0_p+0_portrait | +0 | +0 | portrait | 0 (+1 unverified) / 2 |" in report
     assert "None of them scores as the subject" in report
     assert all(g["status"] == "kept" and g["similarity"] is None for g in record["grounding"])
