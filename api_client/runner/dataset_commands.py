@@ -20,7 +20,6 @@ and the first K candidates per view are written marked unverified.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import shutil
 import sys
@@ -31,6 +30,7 @@ from . import execution
 from .commands import (EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, _add_run_arguments, _configure_logging,
                        _interruptible, _request)
 from .errors import RunnerError
+from .execution.shared_servers import Servers
 from .plan import RunPlan
 from .sources import RunRequest
 from .sources.synthesis import (BASE_WORKFLOW, SYNTHESIS_WORKFLOW, WORKFLOWS_DIR, candidates_plan, grounding_plan,
@@ -128,44 +128,6 @@ def _discarding(handler):
             return handler(args)
     run.__name__ = handler.__name__
     return run
-
-
-# ----------------------------------------------------------------------------- running plans
-
-
-class Servers:
-    """The servers of a command that runs several plans: ``--launch`` starts one local ComfyUI, on the
-    first plan with work left (a finished run starts none), and every plan after it uses it too."""
-
-    def __init__(self, args):
-        self.args = args
-        self.stack = contextlib.ExitStack()
-        self.launched: str | None = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stack.close()
-
-    def run(self, plan: RunPlan, what: str) -> execution.RunResult:
-        args = self.args
-        finished = execution.finished_jobs(plan.out)
-        todo = [j for j in plan.jobs if j.job_id not in finished]
-        log.info("%s: %d job(s), %d already done, %d to run", what, len(plan.jobs), len(plan.jobs) - len(todo),
-                 len(todo))
-        if todo:
-            execution.check_server_options(self._options(tuple(args.server), Path(args.launch) if args.launch else None))
-        if todo and args.launch and self.launched is None:
-            server = execution.launch_local(plan, Path(args.launch))
-            self.stack.callback(server.stop)
-            self.launched = server.url
-        urls = ((self.launched,) if self.launched else ()) + tuple(args.server)
-        return execution.run_plan(plan, self._options(urls))
-
-    def _options(self, urls, launch=None) -> execution.ServerOptions:
-        return execution.ServerOptions(urls=urls, launch=launch, depth=self.args.depth, quiet=self.args.quiet,
-                                       connect_timeout=self.args.connect_timeout)
 
 
 def _dry_run(plan: RunPlan) -> int:
