@@ -17,8 +17,6 @@ log = logging.getLogger(__name__)
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 PACK_NAME = "pulid_flux_studio"
-#: test-only node that lets ComfyUI's detection read the tiny models' sizes (see pulid_flux.tiny.detection)
-TINY_SIZES_NODE = ("pulid_studio_tiny_sizes", Path(__file__).resolve().parent / "custom_nodes" / "pulid_studio_tiny_sizes")
 
 
 def free_port() -> int:
@@ -31,7 +29,8 @@ class ComfyServer:
     """A ComfyUI process with this pack linked into its custom_nodes and the given model folders.
 
     ``extra_custom_nodes``: {folder name: path} of other node packs to link in beside ours (e.g.
-    ComfyUI-GGUF). With a ``models_dir`` (the tiny models) the tiny-sizes test node comes too.
+    ComfyUI-GGUF). With a ``models_dir`` (the tiny models) the server gets ``TINY_FLUX_ENV``, so the
+    pack lets ComfyUI's detection read the narrow tiny Flux's sizes (``pulid_flux.tiny.detection``).
     """
 
     def __init__(self, comfyui_path: Path, base_dir: Path, models_dir: Path | None = None,
@@ -41,8 +40,6 @@ class ComfyServer:
         self.models_dir = models_dir
         self.extra_args = extra_args
         self.custom_nodes = {PACK_NAME: PACK_ROOT}
-        if models_dir is not None:
-            self.custom_nodes[TINY_SIZES_NODE[0]] = TINY_SIZES_NODE[1]
         self.custom_nodes.update({name: Path(path) for name, path in (extra_custom_nodes or {}).items()})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
