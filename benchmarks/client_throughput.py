@@ -61,7 +61,7 @@ def run(comfyui: str, prompts: int = 3) -> dict:
 
     models = prepare_tiny_models(Path(os.environ.get("PULID_STUDIO_TINY_MODELS", DEFAULT_TINY_MODELS)))
     work = Path(tempfile.mkdtemp(prefix="pulid_bench_client_"))
-    servers = [launch(comfyui, models_dirs=[models], log_path=work / f"server{i}.log", single_thread=True)
+    servers = [launch(comfyui, models_dirs=[models], log_path=work / f"server{i}.log", single_thread=True, tiny=True)
                for i in range(2)]
     try:
         urls = [s.url for s in servers]
