@@ -17,6 +17,7 @@ from ..pulid_flux.synthesis import Candidate, FilterSettings, View, filter_candi
 from ..pulid_flux.synthesis.keep_filter import KEPT
 from .dataset import _first, _frames
 from .pose import to_image_batch
+from .progress import comfy_progress
 from .previews import image_preview, persistent_ui
 from .types import FaceEngineType, PoseKeypointType, category, display_name, node_id
 
@@ -103,7 +104,9 @@ class GeometricCaption(io.ComfyNode):
         framing, text = _first(framing), str(_first(text, "") or "")
         subject = _subject(_frames(reference), engine)
         captions = []
-        for n, frame in enumerate(_frames(images), 1):
+        frames = _frames(images)
+        progress = comfy_progress(len(frames))
+        for n, frame in enumerate(frames, 1):
             faces = detect_faces(engine, frame, DETECT_MAX_SIDE)
             if not faces:
                 raise ValueError(f"image {n}: no face found by {engine.name}; a geometric caption needs the "
@@ -114,6 +117,8 @@ class GeometricCaption(io.ComfyNode):
                                    image_size=size, head_pose=subject_head_pose(faces[best], size),
                                    framing=None if framing == "none" else framing)
             captions.append(geometric_caption(trigger, facts, text))
+            if progress:
+                progress(n, len(frames), "caption")
         return io.NodeOutput(captions, ui=ui.PreviewText("\n".join(captions)))
 
 
@@ -158,7 +163,7 @@ class IdentityPoseFilter(io.ComfyNode):
         subject = _subject(_frames(reference), engine)
         frames = _frames(images)
         candidates = [Candidate(name=f"image_{n}", view=view, seed=n, image=f) for n, f in enumerate(frames, 1)]
-        filter_candidates(candidates, engine, subject, settings)
+        filter_candidates(candidates, engine, subject, settings, progress=comfy_progress(len(frames)))
         lines = []
         for c in candidates:
             sim = "" if c.similarity is None else f", identity {c.similarity:.3f} (>= {c.threshold:.2f})"

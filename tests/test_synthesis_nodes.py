@@ -53,25 +53,27 @@ def test_head_pose_view(nodes):
         nodes.HeadPoseView.execute("wide", 0.0, 0.0, 0.0, 512, 512, 0.5)
 
 
-def test_geometric_caption(nodes, engine, photo):
+def test_geometric_caption(nodes, engine, photo, comfy_progress_calls):
     images = [as_image(photo("group_two_people.jpg")), as_image(photo("obama_04.jpg"))]
     out = nodes.GeometricCaption.execute(images, [engine], ["ohwx man"], ["medium shot"], ["photo"],
                                          reference=[as_image(photo("biden_02.jpg"))])
     captions = out.result[0]
     assert captions[0] == "ohwx man, on the right, with one other person on the left, frontal view, medium shot, photo"
     assert captions[1].startswith("ohwx man, in the center, ") and captions[1].endswith("medium shot, photo")
+    assert comfy_progress_calls[-1] == (2, 2)          # the canvas shows the loop's bar
     with pytest.raises(ValueError, match="image 1: no face found"):
         nodes.GeometricCaption.execute([as_image(np.zeros((64, 64, 3), np.uint8))], [engine], ["ohwx man"],
                                        ["none"], [""])
 
 
-def test_identity_pose_filter(nodes, engine, photo):
+def test_identity_pose_filter(nodes, engine, photo, comfy_progress_calls):
     images = [as_image(photo(n)) for n in ("biden_02.jpg", "obama_04.jpg", "obama_05_1080p.jpg", "obama_02.jpg")]
     out = nodes.IdentityPoseFilter.execute(images, [engine], [as_image(photo("obama_01.jpg"))], [0.0], [0.0], [1],
                                            [0.0], [0.0])
     kept, report = out.result
     lines = report.splitlines()
     assert lines[0] == "1 of 4 kept" and len(kept) == 1
+    assert comfy_progress_calls[0] == (1, 4) and comfy_progress_calls[-1] == (4, 4)
     assert "image_1: rejected (not_subject)" in lines[1]
     assert sum("surplus" in line or "duplicate" in line for line in lines) >= 1
     assert tuple(kept[0].shape[1:3]) in {tuple(images[1].shape[1:3]), tuple(images[2].shape[1:3])}
