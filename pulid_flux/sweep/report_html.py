@@ -45,16 +45,16 @@ def summary_table(summaries: Sequence[GroupSummary], recommendation: Recommendat
     """One row per checkpoint (strength): counts, and each score's mean with its std beside it."""
     columns = ["strength" if style else "step"] + ([] if style else ["checkpoint"]) + ["images", "no-face rate"]
     scores = list(_SCORES) + ([("style CLIP score", "style_clip_score")] if style else [])
-    for name, _ in scores:
-        columns += [name, f"{name} std"]
+    columns += [name for name, _ in scores]
     rows = []
     for order, s in enumerate(summaries):
-        # The label sorts in step order, not as text ("final" last, "250" before "1000").
+        # The label sorts in step order, not as text ("final" last, "250" before "1000"); a score
+        # shows mean ± std and sorts by the mean.
         row = [(_header(s, recommendation), order)] + ([] if style else [s.group]) + [s.images, s.no_face_rate]
-        for _, key in scores:
-            row += [s.means[key], s.stds[key]]
+        row += [None if s.means[key] is None else (f"{s.means[key]:.3f} ± {s.stds[key]:.3f}", s.means[key])
+                for _, key in scores]
         rows.append(row)
-    note = ("Means and population std over the images where the score exists (identity: images with a face). "
+    note = ("Mean ± population std over the images where the score exists (identity: images with a face). "
             "Click a heading to sort.")
     return Table("Per strength" if style else "Per checkpoint", columns, rows, note=note,
                  percent=frozenset({"no-face rate"}))
@@ -109,7 +109,7 @@ def write_report_html(out_dir, *, rows: Sequence[SweepRow], summaries: Sequence[
     style = bool(info.style)
     title = "Style-LoRA strength sweep" if style else "Checkpoint sweep"
     top = [_plain(line) for line in recommendation_lines(recommendation, info) if line]
-    top.append((STYLE_RULE if style else RULE) + f" In force: δ = {recommendation.delta:g}"
+    top.append(_plain(STYLE_RULE if style else RULE) + f" In force: δ = {recommendation.delta:g}"
                + ("" if style else f", ε = {recommendation.epsilon:g}") + f"; identity = {info.identity_column}.")
     if ablation_spec is not None:
         top.append((f"Ready ablation spec for this choice: {ablation_spec.name}", ablation_spec.name))
