@@ -259,15 +259,16 @@ def finish_set(out, *, trigger: str, views: Sequence[View], candidates: Sequence
     write_report_md(out / REPORT_MD, title=title, trigger=trigger, engine_name=engine_name, views=views,
                     candidates=candidates, rows=rows, per_view=settings.per_view, verified=settings.verify,
                     grounding=grounding, files=files, notes=notes)
-    write_report_html(out / REPORT_HTML, title=title, verified=settings.verify, views=views, candidates=candidates,
-                      summary=summary_line(trigger, views, candidates, settings.per_view),
-                      engine_lines=engine_notes(engine_name, views), rows=rows, per_view=settings.per_view,
-                      grounding=grounding, files=files, notes=notes)
     record = {"version": 1, "trigger": trigger, "engine": engine_name, "verified": settings.verify,
               "per_view": settings.per_view, "views": [v.to_dict() for v in views],
               "candidates": [c.record() for c in candidates], "grounding": [g.record() for g in grounding],
               "coverage": rows, "sample_prompts": list(sample_prompts), "written": written, **(extra_record or {})}
     (out / RECORD_JSON).write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    # After the record, so the page links every file it names.
+    write_report_html(out / REPORT_HTML, title=title, verified=settings.verify, views=views, candidates=candidates,
+                      summary=summary_line(trigger, views, candidates, settings.per_view),
+                      engine_lines=engine_notes(engine_name, views), rows=rows, per_view=settings.per_view,
+                      grounding=grounding, files=files, notes=notes)
     return SetSummary(out=out, kept=sum(c.status == KEPT for c in candidates),
                       unverified=sum(c.status == UNVERIFIED for c in candidates),
                       grounding=sum(bool(g.output) for g in grounding), files=files)
