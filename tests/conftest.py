@@ -51,6 +51,15 @@ def faces_dir(shared_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def dlib_engine():
+    """dlib's face engine at its defaults (the recognizer CI has), loaded once for the session."""
+    pytest.importorskip("dlib")
+    from pulid_flux.face import load_engine
+
+    return load_engine("dlib")
+
+
+@pytest.fixture(scope="session")
 def comfyui_path() -> Path:
     """The ComfyUI checkout named by COMFYUI_PATH; integration tests skip without it."""
     value = os.environ.get("COMFYUI_PATH")

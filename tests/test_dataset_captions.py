@@ -44,11 +44,8 @@ def test_caption_parts():
 
 
 @pytest.fixture(scope="module")
-def engine():
-    pytest.importorskip("dlib")
-    from pulid_flux.face import load_engine
-
-    return load_engine("dlib")
+def engine(dlib_engine):
+    return dlib_engine
 
 
 def _prepare(tmp_path, photos: dict, engine, **options):

@@ -38,7 +38,7 @@ from pulid_flux.face.region_locate import (
     locate_face,
     region_embedding,
 )
-from pulid_flux.images import content_hash, load_rgb
+from pulid_flux.images import load_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 SAME_IDENTITY = 0.95          # the bar: a box gives the same identity as detection
@@ -168,9 +168,8 @@ def test_sidecar_with_mask_file_and_its_errors(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def engine():
-    pytest.importorskip("dlib")
-    return load_engine("dlib")
+def engine(dlib_engine):
+    return dlib_engine
 
 
 @pytest.fixture(scope="module")

@@ -91,11 +91,8 @@ def test_head_view_pose_pitch_and_errors():
 
 
 @pytest.fixture(scope="module")
-def engine():
-    pytest.importorskip("dlib")
-    from pulid_flux.face import load_engine
-
-    return load_engine("dlib")
+def engine(dlib_engine):
+    return dlib_engine
 
 
 @pytest.fixture(scope="module")

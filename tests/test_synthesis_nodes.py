@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from pulid_flux.face import load_engine
 from pulid_flux.images import load_rgb
 from pulid_flux.pose.keypoints import BODY, L_EAR, NOSE, R_EAR
 
@@ -18,8 +17,8 @@ def nodes(pack_nodes):
 
 
 @pytest.fixture(scope="module")
-def engine():
-    return load_engine("dlib")
+def engine(dlib_engine):
+    return dlib_engine
 
 
 def as_image(rgb):
