@@ -298,6 +298,13 @@ def write_page(path, page: Page) -> Path:
     return path
 
 
+def plain_text(markdown: str) -> str:
+    """A line of a ``report.md`` as page text: without its Markdown emphasis, code marks and quote."""
+    import re
+
+    return re.sub(r"[*`]|^> ?", "", markdown)
+
+
 def relative(path, start) -> str:
     """``path`` relative to the folder ``start``, with forward slashes (for links in a page)."""
     return Path(os.path.relpath(Path(path).resolve(), Path(start).resolve())).as_posix()
@@ -311,4 +318,4 @@ def links(page_html: str) -> list[str]:
 
 
 __all__ = ["SORT_SCRIPT", "STATUSES", "TABLE_CSS", "Badge", "Figures", "Grid", "Notes", "Page", "Table", "Tile",
-           "links", "relative", "render_page", "render_table", "score_badges", "write_page"]
+           "links", "plain_text", "relative", "render_page", "render_table", "score_badges", "write_page"]

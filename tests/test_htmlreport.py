@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from PIL import Image
 
-from pulid_flux.htmlreport import (Badge, Figures, Grid, Notes, Page, Table, Tile, links, render_page,
+from pulid_flux.htmlreport import (Badge, Figures, Grid, Notes, Page, Table, Tile, links, plain_text, render_page,
                                    score_badges, write_page)
 from pulid_flux.scoring.report_html import image_ref
 
@@ -69,3 +69,8 @@ def test_images_outside_the_folder_become_thumbnails(tmp_path):
     assert ref.startswith("thumbs/big_") and ref.endswith(".jpg")
     assert Image.open(page_dir / ref).size == (384, 256)
     assert image_ref(outside, page_dir) == ref                                # reused, same name
+
+
+def test_plain_text_drops_the_markdown_a_report_line_carries():
+    assert plain_text("> **Tiny run: NOT real results.** see `--tiny`") == "Tiny run: NOT real results. see --tiny"
+    assert plain_text("a > b, 2 * 3") == "a > b, 2  3"      # a quote mark only counts at the start

@@ -9,11 +9,10 @@ made. Everything it links lies inside the sweep folder (see :mod:`pulid_flux.htm
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..htmlreport import Badge, Figures, Grid, Notes, Page, Table, Tile, write_page
+from ..htmlreport import Badge, Figures, Grid, Notes, Page, Table, Tile, plain_text, write_page
 from .recommend import Recommendation
 from .report import (
     CURVE,
@@ -31,10 +30,6 @@ REPORT_HTML = "report.html"
 _SCORES = (("identity ArcFace", "identity_arcface"), ("identity dlib", "identity_dlib"),
            ("CLIP score", "clip_score"), ("memorization", "memorization"))
 
-
-def _plain(markdown: str) -> str:
-    """Text without its Markdown (``>``, ``**``, backticks)."""
-    return re.sub(r"[*`]|^> ?", "", markdown)
 
 
 def _header(summary: GroupSummary, recommendation: Recommendation) -> str:
@@ -108,13 +103,13 @@ def write_report_html(out_dir, *, rows: Sequence[SweepRow], summaries: Sequence[
     out_dir = Path(out_dir)
     style = bool(info.style)
     title = "Style-LoRA strength sweep" if style else "Checkpoint sweep"
-    top = [_plain(line) for line in recommendation_lines(recommendation, info) if line]
-    top.append(_plain(STYLE_RULE if style else RULE) + f" In force: δ = {recommendation.delta:g}"
+    top = [plain_text(line) for line in recommendation_lines(recommendation, info) if line]
+    top.append(plain_text(STYLE_RULE if style else RULE) + f" In force: δ = {recommendation.delta:g}"
                + ("" if style else f", ε = {recommendation.epsilon:g}") + f"; identity = {info.identity_column}.")
     if ablation_spec is not None:
         top.append((f"Ready ablation spec for this choice: {ablation_spec.name}", ablation_spec.name))
     top += [("Markdown report (report.md)", REPORT), ("sweep.csv", "sweep.csv")]
-    page = Page(f"{title}: {Path(info.checkpoint_dir).name}", notices=[_plain(TINY_NOTICE)] if info.tiny else [],
+    page = Page(f"{title}: {Path(info.checkpoint_dir).name}", notices=[plain_text(TINY_NOTICE)] if info.tiny else [],
                 parts=[Notes("Recommendation", top), summary_table(summaries, recommendation, style=style)])
     if (out_dir / CURVE).is_file():
         page.parts.append(Figures("Curve", [(CURVE, f"Scores against the {'strength' if style else 'step'}")]))
@@ -124,7 +119,7 @@ def write_report_html(out_dir, *, rows: Sequence[SweepRow], summaries: Sequence[
         page.parts.append(Figures("Strips", [(f"strips/{p.name}", p.stem) for p in strips],
                                   note="One strip per prompt: the same seeds at every column, side by side."))
     page.parts.append(rows_table(rows, style=style))
-    page.parts.append(Notes("How the numbers were made", [_plain(line) for line in method_lines(info)]))
+    page.parts.append(Notes("How the numbers were made", [plain_text(line) for line in method_lines(info)]))
     if info.run_lines:
         page.parts.append(Notes("Run", list(info.run_lines)))
     return write_page(out_dir / REPORT_HTML, page)

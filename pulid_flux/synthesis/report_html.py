@@ -9,11 +9,10 @@ a sortable table. Images are linked where they lie in the output folder (see
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..htmlreport import Badge, Figures, Grid, Notes, Page, Table, Tile, write_page
+from ..htmlreport import Badge, Figures, Grid, Notes, Page, Table, Tile, plain_text, write_page
 from .grounding import GroundingImage
 from .keep_filter import KEPT, REASONS, UNVERIFIED, Candidate
 from .views import View
@@ -22,10 +21,6 @@ REPORT_HTML = "report.html"
 UNVERIFIED_NOTICE = ("Unverified run (--tiny): the images come from random-weight models and show no faces. The "
                      "filter ran on every candidate and its decisions are below; the first K candidates of each view "
                      "were written anyway, marked unverified. Nothing here passed the identity or pose check.")
-
-
-def _plain(markdown: str) -> str:
-    return re.sub(r"[*`]", "", markdown)
 
 
 def _image(out: Path, relative: str | None) -> str | None:
@@ -100,7 +95,7 @@ def write_report_html(path, *, title: str, summary: str, verified: bool, engine_
     """Write ``path`` (``OUT/report.html``); ``files``: {name in OUT: what it holds}, linked when they exist."""
     path = Path(path)
     out = path.parent
-    facts = [_plain(summary), *(_plain(line) for line in engine_lines), *notes]
+    facts = [plain_text(summary), *(plain_text(line) for line in engine_lines), *notes]
     facts += [(f"{name}: {what}", name) if (out / name.rstrip("/")).is_file() else f"{name}: {what}"
               for name, what in (files or {}).items()]
     facts.append(("Markdown report (report.md)", "report.md"))

@@ -7,7 +7,6 @@ run went. Everything it links is inside ``OUT`` (see :mod:`pulid_flux.htmlreport
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,11 @@ from .report import TINY_NOTICE, run_facts, sweep_rows
 REPORT_HTML = "report.html"
 
 
-def _plain(markdown: str) -> str:
-    """The notice without its Markdown (``>``, ``**``, backticks)."""
-    return re.sub(r"[*`]|^> ?", "", markdown)
-
 
 def write_report_html(out_dir: Path, *, result, spec_name: str, spec_path: str, tiny: bool, reference: Sequence[Path],
                       records: Sequence[Mapping[str, Any]], rules: Sequence[str]) -> Path:
     """Write ``OUT/report.html`` from a ``GalleryResult`` and the done records of the scored images."""
-    from pulid_flux.htmlreport import Notes, Page, Table, write_page
+    from pulid_flux.htmlreport import Notes, Page, Table, plain_text, write_page
     from pulid_flux.scoring.report_html import gallery_parts, reference_figures
 
     out_dir = Path(out_dir)
@@ -38,7 +33,7 @@ def write_report_html(out_dir: Path, *, result, spec_name: str, spec_path: str, 
               for k in keys]
     facts += [("Markdown report (report.md)", "report.md"), ("full-size grid (grid.jpg)", "grid.jpg"),
               ("summary.csv", "summary.csv"), ("run manifest (manifest.jsonl)", "manifest.jsonl")]
-    page = Page(f"Ablation report: {spec_name}", notices=[_plain(TINY_NOTICE)] if tiny else [],
+    page = Page(f"Ablation report: {spec_name}", notices=[plain_text(TINY_NOTICE)] if tiny else [],
                 parts=[Notes("", facts)])
     figures = reference_figures(reference, out_dir)
     if figures is not None:
