@@ -24,7 +24,7 @@ from .report import (
     method_lines,
     recommendation_lines,
 )
-from .table import GroupSummary, SweepRow
+from .table import GroupSummary, SweepRow, column_headers
 
 REPORT_HTML = "report.html"
 _SCORES = (("identity ArcFace", "identity_arcface"), ("identity dlib", "identity_dlib"),
@@ -32,12 +32,9 @@ _SCORES = (("identity ArcFace", "identity_arcface"), ("identity dlib", "identity
 
 
 
-def _header(summary: GroupSummary, recommendation: Recommendation) -> str:
-    return f"{summary.label} (chosen)" if summary.group == recommendation.name else summary.label
-
-
 def summary_table(summaries: Sequence[GroupSummary], recommendation: Recommendation, *, style: bool) -> Table:
     """One row per checkpoint (strength): counts, and each score's mean with its std beside it."""
+    headers = column_headers(summaries, recommendation.name)
     columns = ["strength" if style else "step"] + ([] if style else ["checkpoint"]) + ["images", "no-face rate"]
     scores = list(_SCORES) + ([("style CLIP score", "style_clip_score")] if style else [])
     columns += [name for name, _ in scores]
@@ -45,7 +42,7 @@ def summary_table(summaries: Sequence[GroupSummary], recommendation: Recommendat
     for order, s in enumerate(summaries):
         # The label sorts in step order, not as text ("final" last, "250" before "1000"); a score
         # shows mean ± std and sorts by the mean.
-        row = [(_header(s, recommendation), order)] + ([] if style else [s.group]) + [s.images, s.no_face_rate]
+        row = [(headers[s.group], order)] + ([] if style else [s.group]) + [s.images, s.no_face_rate]
         row += [None if s.means[key] is None else (f"{s.means[key]:.3f} ± {s.stds[key]:.3f}", s.means[key])
                 for _, key in scores]
         rows.append(row)
@@ -68,7 +65,7 @@ def _tile(row: SweepRow, identity: str, hover: str, style: bool) -> Tile:
 
 def image_grid(rows: Sequence[SweepRow], summaries: Sequence[GroupSummary], recommendation: Recommendation, *,
                identity: str, style: bool, texts) -> Grid:
-    headers = {s.group: _header(s, recommendation) for s in summaries}
+    headers = column_headers(summaries, recommendation.name)
     row_names, cells, row_hover = [], {}, {}
     for row in sorted(rows, key=lambda r: (list(dict.fromkeys(x.prompt for x in rows)).index(r.prompt), r.seed)):
         if row.group(style) not in headers:

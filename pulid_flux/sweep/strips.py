@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..images import load_rgb
 from ..scoring.grid import FULL_TILE_MAX, Tile, render_grid
-from .table import GroupSummary, SweepRow
+from .table import GroupSummary, SweepRow, column_headers
 
 STRIPS_DIR = "strips"
 STRIP_TILE_MAX = 512
@@ -32,7 +32,7 @@ def write_strips(out_dir, rows: Sequence[SweepRow], summaries: Sequence[GroupSum
                  style: bool = False, recommended: str | None = None) -> list[Path]:
     """Write one strip per prompt tag under ``out_dir/strips``; return their paths (prompt order)."""
     out_dir = Path(out_dir)
-    headers = {s.group: (f"{s.label} (chosen)" if s.group == recommended else s.label) for s in summaries}
+    headers = column_headers(summaries, recommended)
     columns = [headers[s.group] for s in summaries]
     tags = list(dict.fromkeys(r.prompt for r in rows))
     written = []

@@ -124,6 +124,12 @@ class GroupSummary:
         return 1.0 - self.faces / self.images if self.images else 1.0
 
 
+def column_headers(summaries: Sequence[GroupSummary], recommended: str | None) -> dict[str, str]:
+    """{group: the column's heading}: its label, the recommended one marked "(chosen)" (PIL's
+    default font, which draws the strips, has no star)."""
+    return {s.group: (f"{s.label} (chosen)" if s.group == recommended else s.label) for s in summaries}
+
+
 def summarize(rows: Sequence[SweepRow], order: Sequence[tuple[str, str]], *, style: bool = False) -> list[GroupSummary]:
     """One summary per (group, label) of ``order`` that has rows, in that order."""
     result = []

@@ -52,6 +52,15 @@ def write_coverage_csv(path, rows: Sequence[dict]) -> Path:
     return path
 
 
+def verdict(candidate: Candidate) -> str:
+    """What a tile says of a candidate: kept, unverified (with the filter's own reason), or why it
+    was rejected."""
+    label = candidate.status if candidate.status in (KEPT, UNVERIFIED) else (candidate.reason or "rejected")
+    if candidate.status == UNVERIFIED and candidate.filter_reason:
+        label += f" ({candidate.filter_reason})"
+    return label
+
+
 def _tile(candidate: Candidate) -> np.ndarray:
     from PIL import Image, ImageDraw
 
@@ -63,9 +72,7 @@ def _tile(candidate: Candidate) -> np.ndarray:
     color = STATUS_COLORS.get(candidate.status, REJECTED_COLOR)
     draw = ImageDraw.Draw(canvas)
     draw.rectangle([1, 1, TILE - 2, TILE - 2], outline=color, width=4)
-    label = candidate.status if candidate.status in STATUS_COLORS else (candidate.reason or "rejected")
-    if candidate.status == UNVERIFIED and candidate.filter_reason:
-        label += f" ({candidate.filter_reason})"
+    label = verdict(candidate)
     sim = "" if candidate.similarity is None else f" {candidate.similarity:.2f}"
     draw.text((4, TILE + 2), f"s{candidate.seed} {label}{sim}", fill=color)
     if candidate.pose is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..htmlreport import Badge, Figures, Grid, Notes, Page, Table, Tile, plain_text, write_page
 from .grounding import GroundingImage
 from .keep_filter import KEPT, REASONS, UNVERIFIED, Candidate
+from .report import verdict
 from .views import View
 
 REPORT_HTML = "report.html"
@@ -32,10 +33,7 @@ def _status(status: str | None) -> str:
 
 
 def candidate_tile(out: Path, c: Candidate) -> Tile:
-    verdict = c.status if c.status in (KEPT, UNVERIFIED) else (c.reason or "rejected")
-    if c.status == UNVERIFIED and c.filter_reason:
-        verdict += f" ({c.filter_reason})"
-    badges = [Badge(verdict, _status(c.status))]
+    badges = [Badge(verdict(c), _status(c.status))]
     if c.similarity is not None:
         badges.append(Badge(f"id {c.similarity:.2f}"))
     if c.pose is not None:
