@@ -66,14 +66,6 @@ def test_bad_landmarks_are_clear_errors():
         estimate_head_pose(np.full((5, 2), np.nan), "kps5")
 
 
-@pytest.fixture(scope="module")
-def dlib_engine():
-    pytest.importorskip("dlib")
-    from pulid_flux.face import load_engine
-
-    return load_engine("dlib")
-
-
 def _yaw(engine, image) -> HeadPose:
     faces = engine.detect(image)
     assert faces, "no face found"

@@ -44,14 +44,6 @@ def data_url_image(url) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def dlib_engine():
-    pytest.importorskip("dlib")
-    from pulid_flux.face import load_engine
-
-    return load_engine("dlib")
-
-
-@pytest.fixture(scope="module")
 def shrunk_photo(faces_dir, dlib_engine):
     """A real face (Obama) 44 px wide in a 2400x1800 canvas: too small for detection at full size."""
     from pulid_flux.images import load_rgb
